@@ -1,0 +1,130 @@
+"""The ``convzoo`` command. Only the commands that build networks import torch, and only when they run."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+
+import click
+
+from convzoo import __version__
+from convzoo.errors import ConvzooError
+from convzoo.plugins import get_registry
+from convzoo.tables import format_table
+
+DEFAULT_DATASET = "fashion-mnist"
+
+
+class ConvzooGroup(click.Group):
+    """Turns ``ConvzooError`` into a one-line ``Error: ...`` and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ConvzooError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=ConvzooGroup)
+@click.version_option(__version__, prog_name="convzoo")
+def cli() -> None:
+    """Train, track and export the d2l modern CNNs (and any plugin's) on Fashion-MNIST with MLflow."""
+
+
+def _parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConvzooError(f"option {pair!r} is not of the form key=value")
+        options[key] = value
+    return options
+
+
+@cli.command()
+@click.argument("pattern", required=False)
+@click.option("--dataset", default=DEFAULT_DATASET, show_default=True, help="Data set whose shape the networks take.")
+def archs(pattern: str | None, dataset: str) -> None:
+    """List installed architectures (optionally those matching a shell-style PATTERN)."""
+    import torch
+
+    from convzoo.summary import count_params
+
+    registry = get_registry()
+    data = registry.get_dataset(dataset)
+    rows = []
+    for name in registry.list_architectures(include=pattern):
+        arch = registry.get_architecture(name)
+        with torch.device("meta"):
+            params = count_params(arch.create(data.in_channels, data.num_classes))
+        options = ", ".join(f"{k}={v}" for k, v in arch.options.items())
+        rows.append([name, f"{arch.plugin} {arch.plugin_version}", f"{params:,}", arch.input_size,
+                     ", ".join(arch.recipes), options])
+    click.echo(format_table(["NAME", "PLUGIN", "PARAMS", "INPUT", "RECIPES", "OPTIONS"], rows))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def plugins(as_json: bool) -> None:
+    """List loaded plugins, what each registered, and plugins that failed to load."""
+    registry = get_registry()
+    if as_json:
+        click.echo(json.dumps({
+            "plugins": [asdict(info) for info in registry.plugins],
+            "failed": [asdict(failure) for failure in registry.failures],
+            "warnings": registry.warnings,
+        }, indent=2))
+        return
+    rows = [[info.name, info.version, ", ".join(info.hooks), ", ".join(info.architectures + info.datasets)]
+            for info in registry.plugins]
+    click.echo(format_table(["PLUGIN", "VERSION", "HOOKS", "REGISTERED"], rows))
+    for failure in registry.failures:
+        click.echo(f"FAILED {failure.name} {failure.version}: {failure.error}")
+
+
+@cli.command()
+@click.argument("arch")
+@click.option("--resize", type=int, help="Input height and width (default: the architecture's).")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Architecture option; repeatable.")
+@click.option("--dataset", default=DEFAULT_DATASET, show_default=True, help="Data set whose shape the network takes.")
+def summary(arch: str, resize: int | None, options: tuple[str, ...], dataset: str) -> None:
+    """Output shape and parameters of each top-level block of ARCH for one input image."""
+    from convzoo.summary import count_params, summarize
+
+    registry = get_registry()
+    architecture, data = registry.get_architecture(arch), registry.get_dataset(dataset)
+    size = resize or architecture.input_size
+    model = architecture.create(data.in_channels, data.num_classes, input_size=size, **_parse_options(options))
+    blocks = summarize(model, data.in_channels, size)
+    chosen = ", ".join(f"{k}={v}" for k, v in architecture.resolve_options(_parse_options(options)).items())
+    click.echo(f"{arch} ({architecture.plugin} {architecture.plugin_version}) input 1x{data.in_channels}x{size}x{size}"
+               + (f" options: {chosen}" if chosen else ""))
+    rows = [[block.name, "(" + ", ".join(map(str, block.output_shape)) + ")", f"{block.params:,}"] for block in blocks]
+    click.echo(format_table(["BLOCK", "OUTPUT SHAPE", "PARAMS"], rows))
+    click.echo(f"total params: {count_params(model):,}")
+
+
+def _pip(*args: str) -> None:
+    completed = subprocess.run([sys.executable, "-m", "pip", *args])
+    if completed.returncode:
+        raise click.exceptions.Exit(completed.returncode)
+
+
+@cli.command()
+@click.argument("packages", nargs=-1, required=True)
+@click.option("-U", "--upgrade", is_flag=True, help="Upgrade packages that are already installed.")
+def install(packages: tuple[str, ...], upgrade: bool) -> None:
+    """Install plugin PACKAGES (names, wheel files or local folders) with pip into convzoo's environment."""
+    _pip("install", *(["--upgrade"] if upgrade else []), *packages)
+
+
+@cli.command()
+@click.argument("packages", nargs=-1, required=True)
+def uninstall(packages: tuple[str, ...]) -> None:
+    """Uninstall plugin PACKAGES with pip from the environment convzoo runs in."""
+    _pip("uninstall", "--yes", *packages)
+
+
+def main() -> None:
+    cli(prog_name="convzoo")

@@ -1,0 +1,16 @@
+"""convzoo plugin: AlexNet as the seed notebook defines it. Importing this module does not import torch."""
+from convzoo import hookimpl
+
+
+@hookimpl
+def register_architectures(register):
+    register(
+        name="alexnet",
+        build="convzoo_alexnet.model:build",
+        description="AlexNet: 5 conv layers, one 4096-unit hidden layer (two with hidden_layers=2), dropout",
+        paper="Krizhevsky, Sutskever, Hinton: ImageNet Classification with Deep Convolutional Neural Networks (2012)",
+        input_size=224,
+        min_input_size=67,
+        options={"hidden_layers": 1},
+        recipes={"seed": {"resize": 224, "batch_size": 16, "lr": 0.001, "epochs": 3}},
+    )

@@ -1,0 +1,14 @@
+"""convzoo plugin: GoogLeNet as the seed notebook defines it. Importing this module does not import torch."""
+from convzoo import hookimpl
+
+
+@hookimpl
+def register_architectures(register):
+    register(
+        name="googlenet",
+        build="convzoo_googlenet.model:build",
+        description="GoogLeNet: nine Inception blocks of four parallel paths, global average pooling",
+        paper="Szegedy et al.: Going Deeper with Convolutions (2014)",
+        input_size=96,
+        recipes={"seed": {"resize": 96, "batch_size": 16, "lr": 0.001, "epochs": 5}},
+    )

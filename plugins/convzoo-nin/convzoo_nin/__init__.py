@@ -1,0 +1,15 @@
+"""convzoo plugin: Network in Network as the seed notebook defines it. Importing this module does not import torch."""
+from convzoo import hookimpl
+
+
+@hookimpl
+def register_architectures(register):
+    register(
+        name="nin",
+        build="convzoo_nin.model:build",
+        description="NiN: blocks of a convolution and two 1x1 convolutions, global average pooling, no FC layer",
+        paper="Lin, Chen, Yan: Network In Network (2013)",
+        input_size=224,
+        min_input_size=67,
+        recipes={"seed": {"resize": 224, "batch_size": 128, "lr": 0.002, "epochs": 5}},
+    )

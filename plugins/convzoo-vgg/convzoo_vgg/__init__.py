@@ -1,0 +1,16 @@
+"""convzoo plugin: VGG-11 as the seed notebook defines it. Importing this module does not import torch."""
+from convzoo import hookimpl
+
+
+@hookimpl
+def register_architectures(register):
+    register(
+        name="vgg",
+        build="convzoo_vgg.model:build",
+        description="VGG-11: five VGG blocks of 3x3 convolutions, channels divided by `ratio` (the seed uses 8)",
+        paper="Simonyan, Zisserman: Very Deep Convolutional Networks for Large-Scale Image Recognition (2014)",
+        input_size=224,
+        min_input_size=32,
+        options={"ratio": 1},
+        recipes={"seed": {"resize": 224, "batch_size": 16, "lr": 0.001, "epochs": 5, "options": {"ratio": 8}}},
+    )
