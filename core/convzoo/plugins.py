@@ -34,7 +34,7 @@ def _env_names(variable: str) -> set[str] | None:
     value = os.environ.get(variable)
     if value is None:
         return None
-    return {_normalise(part) for part in value.split(",") if part.strip()}
+    return {_normalise(part.strip()) for part in value.split(",") if part.strip()}
 
 
 def _wanted(entry_point: EntryPoint) -> bool:

@@ -1,0 +1,149 @@
+"""Fixtures that build real plugin distributions (wheels) and run the real ``convzoo`` command."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from convzoo import plugins
+
+TINY_PLUGIN = '''
+from convzoo import hookimpl
+
+
+def build(in_channels, num_classes, *, input_size, width):
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
+
+
+def load(data_dir=None):
+    import torch
+
+    from convzoo.data import ImageSplits
+
+    images = torch.zeros(8, 1, 8, 8, dtype=torch.uint8)
+    labels = torch.arange(8) % 2
+    return ImageSplits("blank-squares", images, labels, images, labels, source="generated", digest="0")
+
+
+@hookimpl
+def register_architectures(register):
+    register(name="tinynet", build=build, description="A tiny third-party network", input_size=28,
+             min_input_size=1, options={"width": 8}, recipes={"seed": {"epochs": 1, "batch_size": 32, "lr": 0.01}})
+
+
+@hookimpl
+def register_datasets(register):
+    register(name="blank-squares", load=load, description="Eight blank 8x8 images", in_channels=1,
+             num_classes=2, class_names=("even", "odd"))
+'''
+
+BROKEN_PLUGIN = 'raise ImportError("boom: this plugin is broken on purpose")\n'
+
+DUPLICATE_PLUGIN = '''
+from convzoo import hookimpl
+
+
+@hookimpl
+def register_architectures(register):
+    register(name="alexnet", build="convzoo_alexnet.model:build", description="A second alexnet", input_size=224)
+    register(name="dup-only", build="convzoo_alexnet.model:build", description="Unique to this plugin",
+             input_size=224, min_input_size=67, options={"hidden_layers": 1})
+'''
+
+MISSPELT_HOOK_PLUGIN = '''
+from convzoo import hookimpl
+
+
+@hookimpl
+def register_architecture(register):
+    register(name="never-seen", build=print, description="never registered", input_size=1)
+'''
+
+TEST_PLUGINS = {
+    "convzoo-tinynet": ("convzoo_tinynet", TINY_PLUGIN),
+    "convzoo-broken": ("convzoo_broken", BROKEN_PLUGIN),
+    "convzoo-dup": ("convzoo_dup", DUPLICATE_PLUGIN),
+    "convzoo-misspelt": ("convzoo_misspelt", MISSPELT_HOOK_PLUGIN),
+}
+
+
+def build_wheel(root: Path, dist_name: str, module: str, source: str) -> Path:
+    """Write a one-module plugin distribution under ``root`` and build its wheel with pip."""
+    project = root / dist_name
+    (project / module).mkdir(parents=True)
+    (project / module / "__init__.py").write_text(source)
+    (project / "pyproject.toml").write_text(textwrap.dedent(f"""\
+        [build-system]
+        requires = ["setuptools>=64"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "{dist_name}"
+        version = "0.1.0"
+        dependencies = ["convzoo"]
+
+        [project.entry-points.convzoo]
+        {module} = "{module}"
+
+        [tool.setuptools]
+        packages = ["{module}"]
+        """))
+    out = root / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(out), str(project)],
+        check=True,
+    )
+    return next(out.glob(f"{dist_name.replace('-', '_')}-*.whl"))
+
+
+@pytest.fixture(scope="session")
+def plugin_wheels(tmp_path_factory) -> dict[str, Path]:
+    """Real wheels of the test plugins, by distribution name."""
+    root = tmp_path_factory.mktemp("plugin-src")
+    return {dist: build_wheel(root, dist, module, source) for dist, (module, source) in TEST_PLUGINS.items()}
+
+
+@pytest.fixture(scope="session")
+def plugin_sites(plugin_wheels, tmp_path_factory) -> dict[str, Path]:
+    """Each test plugin pip-installed (``--target``) into a folder of its own, by distribution name."""
+    sites = {}
+    for dist, wheel in plugin_wheels.items():
+        site = tmp_path_factory.mktemp(f"site-{dist}")
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)],
+                       check=True)
+        sites[dist] = site
+    return sites
+
+
+@pytest.fixture
+def load_with(plugin_sites, monkeypatch):
+    """Load plugins in this process as if the named test plugins were installed too."""
+
+    def load(*dists: str, **env: str):
+        for dist in dists:
+            monkeypatch.syspath_prepend(str(plugin_sites[dist]))
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return plugins.load()
+
+    return load
+
+
+@pytest.fixture
+def run_convzoo(plugin_sites):
+    """Run the real ``convzoo`` command in a fresh process, optionally with test plugins on its path."""
+
+    def run(*args: str, with_plugins: tuple[str, ...] = (), env: dict[str, str] | None = None):
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("CONVZOO_")}
+        environment["PYTHONPATH"] = os.pathsep.join(str(plugin_sites[d]) for d in with_plugins)
+        environment.update(env or {})
+        return subprocess.run([sys.executable, "-m", "convzoo", *args], capture_output=True, text=True, env=environment)
+
+    return run

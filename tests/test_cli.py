@@ -1,0 +1,91 @@
+"""The ``convzoo`` command: help, speed-critical imports, errors, and real pip installs of plugins."""
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from convzoo.cli import cli
+
+NO_TORCH = """
+import sys
+from convzoo.cli import cli
+try:
+    cli(sys.argv[1:], prog_name="convzoo")
+except SystemExit:
+    pass
+print("TORCH-IMPORTED" if "torch" in sys.modules else "NO-TORCH")
+"""
+
+
+@pytest.mark.parametrize("command", [[]] + [[name] for name in sorted(cli.commands)])
+def test_every_command_has_help(command):
+    result = CliRunner().invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage: " in result.output
+
+
+@pytest.mark.parametrize("args", [["--help"], ["plugins"], ["plugins", "--json"]])
+def test_help_and_plugin_listing_do_not_import_torch(args):
+    result = subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True)
+    assert result.stdout.strip().splitlines()[-1] == "NO-TORCH", result.stderr
+
+
+def test_archs_lists_the_seed_architectures_with_params_and_recipes():
+    result = CliRunner().invoke(cli, ["archs"])
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines()[1:]}
+    assert rows["alexnet"][1:6] == ["convzoo-alexnet", "0.1.0", "29,983,434", "224", "seed"]
+    assert rows["googlenet"][3:5] == ["5,977,530", "96"]
+
+
+def test_archs_filters_by_pattern():
+    result = CliRunner().invoke(cli, ["archs", "*net"])
+    assert [line.split()[0] for line in result.output.splitlines()[1:]] == ["alexnet", "googlenet"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["summary", "alexnt"], "Error: unknown architecture 'alexnt' (did you mean 'alexnet'?); available: "),
+    (["summary", "alexnet", "--resize", "64"], "Error: resize 64 is too small for alexnet: it needs at least 67"),
+    (["summary", "vgg", "--option", "ratio=eight"], "Error: option ratio='eight' is not a valid int"),
+    (["summary", "vgg", "--option", "depth=3"], "Error: unknown option 'depth' for vgg; allowed: ratio"),
+    (["summary", "vgg", "--option", "ratio"], "Error: option 'ratio' is not of the form key=value"),
+    (["summary", "vgg", "--option", "ratio=128"], "Error: vgg option ratio=128 is not allowed; use an integer from 1 to 64"),
+    (["summary", "vgg", "--dataset", "cifar"], "Error: unknown dataset 'cifar'; available: fashion-mnist"),
+])
+def test_bad_input_is_a_one_line_error(args, message):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    assert result.output.startswith(message) and result.output.count("\n") == 1
+
+
+def test_summary_reports_options_and_totals():
+    result = CliRunner().invoke(cli, ["summary", "vgg", "--option", "ratio=8"])
+    assert result.output.splitlines()[0] == "vgg (convzoo-vgg 0.1.0) input 1x1x224x224 options: ratio=8"
+    assert result.output.splitlines()[-1] == "total params: 2,018,346"
+
+
+def _plugin_names():
+    listing = subprocess.run([sys.executable, "-m", "convzoo", "plugins", "--json"], capture_output=True, text=True)
+    return {plugin["name"] for plugin in json.loads(listing.stdout)["plugins"]}
+
+
+@pytest.fixture
+def uninstall_tinynet_afterwards():
+    yield
+    subprocess.run([sys.executable, "-m", "pip", "uninstall", "--yes", "--quiet", "convzoo-tinynet"], capture_output=True)
+
+
+def test_install_and_uninstall_a_plugin_wheel(plugin_wheels, uninstall_tinynet_afterwards):
+    installed = subprocess.run([sys.executable, "-m", "convzoo", "install", str(plugin_wheels["convzoo-tinynet"])],
+                               capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr
+    assert "convzoo-tinynet" in _plugin_names()
+    removed = subprocess.run([sys.executable, "-m", "convzoo", "uninstall", "convzoo-tinynet"], capture_output=True, text=True)
+    assert removed.returncode == 0, removed.stderr
+    assert "convzoo-tinynet" not in _plugin_names()
+
+
+def test_install_passes_pip_failures_on():
+    result = subprocess.run([sys.executable, "-m", "convzoo", "install", "/nonexistent/convzoo_nothing.whl"],
+                            capture_output=True, text=True)
+    assert result.returncode != 0

@@ -1,0 +1,15 @@
+"""Every registered architecture, first- or third-party, passes the same checks."""
+import pytest
+
+from convzoo import get_architecture, list_architectures
+from convzoo.testing import CHECKS
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+@pytest.mark.parametrize("name", list_architectures())
+def test_architecture_conforms(name, check):
+    check(get_architecture(name))
+
+
+def test_the_four_seed_architectures_are_registered():
+    assert {"alexnet", "vgg", "nin", "googlenet"} <= set(list_architectures())
