@@ -1,5 +1,5 @@
 # Two commands set everything up on a fresh machine:
-#   make run    installs into ./.venv and runs the main job
+#   make run    installs into ./.venv and runs the main job: `mlflow run . -P arch=alexnet` (quick recipe on a CPU)
 #   make test   installs into ./.venv and runs the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,8 +9,9 @@ PLUGINS := $(sort $(wildcard plugins/convzoo-*))
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
+ARCH ?= alexnet
 
-.PHONY: install data run test clean
+.PHONY: install data run test ui clean
 
 install: $(STAMP)
 
@@ -28,7 +29,11 @@ data:
 	else echo "no apt-get: set CONVZOO_DATA_DIR to a folder with the four Fashion-MNIST IDX files"; fi
 
 run: install data
-	$(BIN)/convzoo archs
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -P arch=$(ARCH) --env-manager local
+
+# The MLflow UI on the store `make run` wrote to (MLflow's default: ./mlflow.db, artifacts in ./mlruns)
+ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 test: install data
 	$(BIN)/python -m pytest

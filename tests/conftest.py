@@ -36,6 +36,22 @@ def load(data_dir=None):
 def register_architectures(register):
     register(name="tinynet", build=build, description="A tiny third-party network", input_size=28,
              min_input_size=1, options={"width": 8}, recipes={"seed": {"epochs": 1, "batch_size": 32, "lr": 0.01}})
+    register(name="exploding", build=build_exploding, description="Raises in forward", input_size=28,
+             recipes={"seed": {"epochs": 1, "batch_size": 32, "lr": 0.01}})
+
+
+def build_exploding(in_channels, num_classes, *, input_size):
+    from torch import nn
+
+    class Exploding(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(in_channels, num_classes)
+
+        def forward(self, x):
+            raise RuntimeError("exploding on purpose")
+
+    return Exploding()
 
 
 @hookimpl
@@ -147,3 +163,12 @@ def run_convzoo(plugin_sites):
         return subprocess.run([sys.executable, "-m", "convzoo", *args], capture_output=True, text=True, env=environment)
 
     return run
+
+
+@pytest.fixture
+def tracking_store(tmp_path, monkeypatch):
+    """A real MLflow SQLite tracking store (and artifact folder) in a temp dir, as the default for this test."""
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri

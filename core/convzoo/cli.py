@@ -105,6 +105,74 @@ def summary(arch: str, resize: int | None, options: tuple[str, ...], dataset: st
     click.echo(f"total params: {count_params(model):,}")
 
 
+def _dashed(name: str) -> tuple[str, ...]:
+    """``--batch-size`` and ``--batch_size``: ``mlflow run`` passes extra ``-P`` values with underscores."""
+    dashed = "--" + name.replace("_", "-")
+    return (dashed, "--" + name) if "_" in name else (dashed,)
+
+
+HYPERPARAMETERS = [
+    ("epochs", int, "Epochs."),
+    ("batch_size", int, "Batch size."),
+    ("lr", float, "Learning rate."),
+    ("resize", int, "Input height and width (the seed's Resize)."),
+    ("optimizer", str, "adam or sgd."),
+    ("momentum", float, "SGD momentum."),
+    ("weight_decay", float, "Weight decay."),
+    ("schedule", str, "Learning-rate schedule: none or cosine."),
+    ("augment", click.BOOL, "Random flip, resized crop and brightness/contrast jitter (true/false)."),
+]
+
+
+def hyperparameter_options(command):
+    for name, kind, help_text in reversed(HYPERPARAMETERS):
+        command = click.option(*_dashed(name), name, type=kind, default=None,
+                               help=f"{help_text} Default: the recipe's.")(command)
+    return command
+
+
+@cli.command()
+@click.argument("arch")
+@click.option("--recipe", default="auto", show_default=True, help="Recipe name; auto = seed on a GPU, quick on a CPU.")
+@hyperparameter_options
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Architecture option; repeatable.")
+@click.option("--dataset", default=DEFAULT_DATASET, show_default=True, help="Registered data set.")
+@click.option("--data-dir", "--data_dir", "data_dir", default=None, help="Folder with the data set's files.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--precision", default="auto", show_default=True, help="auto (bf16 where supported), fp32 or bf16.")
+@click.option(*_dashed("channels_last"), "channels_last", type=click.BOOL, default=True, show_default=True,
+              help="Use the channels_last memory format.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for weights, shuffling and augmentation.")
+@click.option(*_dashed("limit_train_batches"), "limit_train_batches", type=int, default=0, show_default=True,
+              help="Train on at most this many batches per epoch (0: all).")
+@click.option(*_dashed("limit_eval_batches"), "limit_eval_batches", type=int, default=0, show_default=True,
+              help="Evaluate on at most this many test batches (0: all).")
+@click.option("--experiment", default=None, help="MLflow experiment name (not under `mlflow run`: use its flag).")
+def train(arch: str, recipe: str, options: tuple[str, ...], dataset: str, data_dir: str | None, device: str,
+          precision: str, channels_last: bool, seed: int, limit_train_batches: int, limit_eval_batches: int,
+          experiment: str | None, **hyper) -> None:
+    """Train ARCH, tracked in one MLflow run (the MLproject's main entry point runs this)."""
+    from convzoo.config import resolve_config
+    from convzoo.devices import resolve_device, resolve_precision
+    from convzoo.run import train as run_training
+    from convzoo.tracking import inside_mlflow_run
+
+    if experiment and inside_mlflow_run():
+        raise ConvzooError("--experiment cannot be used under `mlflow run`; pass --experiment-name to mlflow run")
+    resolved_device = resolve_device(device)
+    resolve_precision(precision, resolved_device)
+    config, architecture, data = resolve_config(
+        get_registry(), arch, recipe=recipe, dataset=dataset, on_gpu=resolved_device.type == "cuda",
+        overrides=hyper, options=_parse_options(options), device=device, precision=precision,
+        channels_last=channels_last, seed=seed, limit_train_batches=limit_train_batches,
+        limit_eval_batches=limit_eval_batches, data_dir=data_dir,
+    )
+    result = run_training(config, architecture, data, experiment=experiment, echo=click.echo)
+    final = result.history[-1]
+    click.echo(f"run {result.run_id}: {arch} test acc {final.test_acc:.4f} after {len(result.history)} epoch(s) "
+               f"on {result.device} ({result.precision})")
+
+
 def _pip(*args: str) -> None:
     completed = subprocess.run([sys.executable, "-m", "pip", *args])
     if completed.returncode:

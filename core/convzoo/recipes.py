@@ -8,6 +8,7 @@ from typing import Any, Mapping
 from convzoo.errors import ConvzooError
 
 OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("none", "cosine")
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,10 @@ class Recipe:
     lr: float
     resize: int | None = None
     optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    augment: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -30,8 +35,10 @@ class Recipe:
             raise ConvzooError(f"resize must be a positive integer, got {self.resize!r}")
         if not self.lr > 0:
             raise ConvzooError(f"lr must be a positive number, got {self.lr!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConvzooError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
+        if not 0 <= self.momentum < 1 or self.weight_decay < 0:
+            raise ConvzooError(f"momentum must be in [0, 1) and weight_decay >= 0, got {self.momentum!r}, {self.weight_decay!r}")
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], where: str) -> Recipe:
@@ -43,3 +50,8 @@ class Recipe:
                 f"{where}: unknown recipe key {unknown[0]!r}; allowed: {', '.join(sorted(known))}"
             )
         return cls(**values)
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConvzooError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")

@@ -1,0 +1,82 @@
+"""One training run's effective configuration: a recipe, the user's overrides, and the run's settings."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from convzoo.errors import ConvzooError
+from convzoo.recipes import Recipe
+from convzoo.registry import Architecture, Dataset, Registry
+
+AUTO_RECIPE = "auto"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides what a run does; ``to_params`` is what MLflow records."""
+
+    arch: str
+    dataset: str
+    recipe: str
+    recipe_resolved: str
+    hyper: Recipe
+    resize: int
+    options: Mapping[str, Any]
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool = True
+    seed: int = 0
+    limit_train_batches: int = 0
+    limit_eval_batches: int = 0
+    data_dir: str | None = None
+
+    def to_params(self) -> dict[str, Any]:
+        """Flat, string-friendly hyperparameters (architecture options as ``option.NAME``)."""
+        hyper = {k: v for k, v in dataclasses.asdict(self.hyper).items() if k not in ("options", "resize")}
+        params = {
+            "arch": self.arch, "dataset": self.dataset, "recipe": self.recipe, "recipe_resolved": self.recipe_resolved,
+            **hyper, "resize": self.resize, "device": self.device, "precision": self.precision,
+            "channels_last": self.channels_last, "seed": self.seed,
+            "limit_train_batches": self.limit_train_batches, "limit_eval_batches": self.limit_eval_batches,
+        }
+        params.update({f"option.{k}": v for k, v in self.options.items()})
+        return params
+
+
+def choose_recipe(arch: Architecture, requested: str, on_gpu: bool) -> str:
+    """``auto`` is ``seed`` on a GPU and ``quick`` on a CPU (falling back to ``seed`` if there is no ``quick``)."""
+    if requested == AUTO_RECIPE:
+        wanted = "seed" if on_gpu else "quick"
+        return wanted if wanted in arch.recipes else "seed"
+    if requested not in arch.recipes:
+        allowed = ", ".join([AUTO_RECIPE, *arch.recipes])
+        raise ConvzooError(f"unknown recipe {requested!r} for {arch.name}; choose one of: {allowed}")
+    return requested
+
+
+def resolve_config(
+    registry: Registry,
+    arch_name: str,
+    *,
+    recipe: str = AUTO_RECIPE,
+    dataset: str = "fashion-mnist",
+    on_gpu: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    **settings: Any,
+) -> tuple[TrainConfig, Architecture, Dataset]:
+    """Validate everything a run needs and return its effective config; every error is one line."""
+    arch, data = registry.get_architecture(arch_name), registry.get_dataset(dataset)
+    chosen = choose_recipe(arch, recipe, on_gpu)
+    base = arch.recipes[chosen]
+    hyper = dataclasses.replace(base, **{k: v for k, v in (overrides or {}).items() if v is not None})
+    resolved_options = arch.resolve_options({**base.options, **(options or {})})
+    resize = hyper.resize or arch.input_size
+    arch.check_input_size(resize)
+    for name in ("limit_train_batches", "limit_eval_batches"):
+        if settings.get(name, 0) < 0:
+            raise ConvzooError(f"{name} must be 0 (all batches) or positive, got {settings[name]!r}")
+    config = TrainConfig(arch=arch.name, dataset=data.name, recipe=recipe, recipe_resolved=chosen, hyper=hyper,
+                         resize=resize, options=resolved_options, **settings)
+    return config, arch, data

@@ -1,0 +1,36 @@
+"""Chooses the training device and numeric precision, and says why."""
+from __future__ import annotations
+
+import torch
+
+from convzoo.errors import ConvzooError
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_device(requested: str) -> torch.device:
+    """``auto`` is CUDA where present, else the CPU; asking for CUDA without one is an error."""
+    if requested not in DEVICES:
+        raise ConvzooError(f"unknown device {requested!r}; choose one of: {', '.join(DEVICES)}")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ConvzooError("device 'cuda' is not available on this machine; use cpu or auto")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether this device computes bfloat16 natively (AVX512-BF16/AMX on CPUs, Ampere and later on GPUs)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """``auto`` picks bf16 autocast where the device supports it natively, else fp32."""
+    if requested not in PRECISIONS:
+        raise ConvzooError(f"unknown precision {requested!r}; choose one of: {', '.join(PRECISIONS)}")
+    if requested == "auto":
+        return "bf16" if bf16_is_fast(device) else "fp32"
+    return requested

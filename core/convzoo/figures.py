@@ -1,0 +1,65 @@
+"""The run's plots: confusion matrix, learning curves, and a grid of misclassified test images."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from convzoo.trainer import EpochMetrics  # noqa: E402
+
+
+def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Counts with true classes as rows and predicted classes as columns."""
+    return torch.bincount(labels * num_classes + predicted, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str]):
+    figure, axes = plt.subplots(figsize=(7, 6))
+    image = axes.imshow(matrix.numpy(), cmap="Blues")
+    figure.colorbar(image, ax=axes)
+    ticks = range(len(class_names))
+    axes.set_xticks(ticks, class_names, rotation=45, ha="right")
+    axes.set_yticks(ticks, class_names)
+    for (row, column), count in zip(((r, c) for r in ticks for c in ticks), matrix.flatten().tolist()):
+        axes.text(column, row, count, ha="center", va="center", fontsize=7,
+                  color="white" if count > matrix.max().item() / 2 else "black")
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    figure.tight_layout()
+    return figure
+
+
+def plot_learning_curves(history: Sequence[EpochMetrics]):
+    epochs = [m.epoch for m in history]
+    figure, (loss_axes, acc_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    loss_axes.plot(epochs, [m.train_loss for m in history], marker="o", label="train loss")
+    loss_axes.set_xlabel("epoch")
+    loss_axes.legend()
+    acc_axes.plot(epochs, [m.train_acc for m in history], marker="o", label="train acc")
+    acc_axes.plot(epochs, [m.test_acc for m in history], marker="o", label="test acc")
+    acc_axes.set_xlabel("epoch")
+    acc_axes.legend()
+    figure.tight_layout()
+    return figure
+
+
+def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor,
+                       class_names: Sequence[str], limit: int = 25):
+    """Up to ``limit`` wrongly classified images (uint8, N x C x H x W), titled true -> predicted."""
+    wrong = (labels != predicted).nonzero().flatten()[:limit].tolist()
+    columns = 5
+    rows = max(1, -(-len(wrong) // columns))
+    figure, grid = plt.subplots(rows, columns, figsize=(2 * columns, 2.3 * rows), squeeze=False)
+    for axes in grid.flat:
+        axes.axis("off")
+    for axes, index in zip(grid.flat, wrong):
+        axes.imshow(images[index].permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray")
+        axes.set_title(f"{class_names[labels[index]]}\n-> {class_names[predicted[index]]}", fontsize=8)
+    if not wrong:
+        grid.flat[0].set_title("no misclassified images")
+    figure.tight_layout()
+    return figure

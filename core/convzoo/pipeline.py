@@ -1,0 +1,73 @@
+"""Batches of uint8 images resized and scaled on the training device: the seed's ``Resize`` + ``ToTensor``, batched.
+
+Optional augmentation (the seed's flip, crop and colour changes): one random affine resample per image does the
+horizontal flip and the random resized crop together, then brightness and contrast are jittered.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+CROP_AREA = (0.64, 1.0)
+JITTER = 0.2
+
+
+class BatchLoader:
+    """Iterates (images, labels) on ``device``: float images in [0, 1] of ``size`` x ``size``."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, size: int, device: torch.device,
+                 *, shuffle: bool, augment: bool = False, seed: int = 0, limit_batches: int = 0,
+                 channels_last: bool = False) -> None:
+        # on a GPU the whole uint8 data set lives on the device, so the pipeline never waits on the host
+        self.images = images.to(device) if device.type == "cuda" else images
+        self.labels = labels.to(device) if device.type == "cuda" else labels
+        self.batch_size, self.size, self.device = batch_size, size, device
+        self.shuffle, self.augment, self.seed = shuffle, augment, seed
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        batches = math.ceil(len(images) / batch_size)
+        self.num_batches = min(batches, limit_batches) if limit_batches else batches
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def num_examples(self) -> int:
+        return min(len(self.images), self.num_batches * self.batch_size)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1000003 + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(len(self.images), generator=generator) if self.shuffle else torch.arange(len(self.images))
+        for start in range(0, self.num_examples(), self.batch_size):
+            index = order[start:start + self.batch_size].to(self.images.device)
+            images = self.images[index].to(self.device, non_blocking=True).float().div_(255)
+            labels = self.labels[index].to(self.device, non_blocking=True)
+            images = augment(images, self.size, generator) if self.augment else resize(images, self.size)
+            yield images.contiguous(memory_format=self.memory_format), labels
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize of a batch to ``size`` x ``size`` (antialiased when shrinking)."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=size < images.shape[-1])
+
+
+def augment(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Random horizontal flip, random resized crop and brightness/contrast jitter, per image."""
+    n = images.shape[0]
+    uniform = lambda low, high: (torch.rand(n, generator=generator) * (high - low) + low).to(images.device)
+    scale = uniform(*CROP_AREA).sqrt()
+    flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0).to(images.device)
+    theta = torch.zeros(n, 2, 3, device=images.device)
+    theta[:, 0, 0], theta[:, 1, 1] = scale * flip, scale
+    theta[:, 0, 2], theta[:, 1, 2] = uniform(-1, 1) * (1 - scale), uniform(-1, 1) * (1 - scale)
+    grid = F.affine_grid(theta, [n, images.shape[1], size, size], align_corners=False)
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    brightness = uniform(1 - JITTER, 1 + JITTER).view(n, 1, 1, 1)
+    contrast = uniform(1 - JITTER, 1 + JITTER).view(n, 1, 1, 1)
+    mean = out.mean((1, 2, 3), keepdim=True)
+    return ((out - mean) * contrast + mean).mul_(brightness).clamp_(0, 1)

@@ -1,0 +1,32 @@
+"""The MLflow Project end to end: real ``mlflow run`` of the repository's MLproject."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def test_mlflow_run_main_entry_point_trains_and_tracks(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    overrides = ["epochs=1", "batch_size=8", "limit_train_batches=2", "limit_eval_batches=2", "lr=5e-4"]
+    command = [str(BIN / "mlflow"), "run", str(ROOT), "-P", "arch=alexnet", "--env-manager", "local",
+               "--experiment-name", "e2e", *[arg for value in overrides for arg in ("-P", value)]]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = mlflow.MlflowClient(uri)
+    [run] = client.search_runs([client.get_experiment_by_name("e2e").experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.project.entryPoint"] == "main"
+    assert run.data.tags["mlflow.project.backend"] == "local"
+    assert run.data.tags["convzoo.recipe"] == "quick"
+    params = run.data.params
+    # what `mlflow run` logged, in the user's spelling, and what convzoo added from the recipe
+    assert (params["arch"], params["recipe"], params["lr"], params["epochs"]) == ("alexnet", "auto", "5e-4", "1")
+    assert (params["recipe_resolved"], params["resize"], params["optimizer"]) == ("quick", "112", "adam")
+    assert len(client.get_metric_history(run.info.run_id, "test_acc")) == 1
+    assert "model" in {a.path for a in client.list_artifacts(run.info.run_id)}

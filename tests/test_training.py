@@ -1,0 +1,159 @@
+"""Short real training runs on real Fashion-MNIST into a real MLflow SQLite store."""
+import mlflow
+import mlflow.pytorch
+import pytest
+import torch
+from click.testing import CliRunner
+
+from convzoo import hookimpl, list_architectures
+from convzoo.cli import cli
+from convzoo.config import resolve_config
+from convzoo.fashion_mnist import load
+from convzoo.pipeline import resize
+from convzoo.plugins import get_registry
+from convzoo.run import train
+
+PLOTS = {"plots/confusion_matrix.png", "plots/learning_curves.png", "plots/misclassified.png"}
+
+
+def short_config(name, registry=None, **overrides):
+    return resolve_config(registry or get_registry(), name, overrides={"epochs": 2, "batch_size": 8, **overrides},
+                          limit_train_batches=2, limit_eval_batches=2)
+
+
+@pytest.fixture(scope="module")
+def test_images():
+    return load().test_images[:6].float().div(255)
+
+
+@pytest.mark.parametrize("name", list_architectures())
+def test_short_training_run_is_fully_tracked(name, tracking_store, test_images, monkeypatch):
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")
+    config, arch, dataset = short_config(name)
+    lines = []
+    result = train(config, arch, dataset, echo=lines.append)
+    client = mlflow.MlflowClient()
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    for metric in ("train_loss", "train_acc", "test_acc", "epoch_time", "examples_per_sec", "lr"):
+        assert [m.step for m in client.get_metric_history(result.run_id, metric)] == [1, 2]
+    assert any(key.startswith("system/") for key in run.data.metrics)
+    params = run.data.params
+    assert (params["arch"], params["recipe"], params["recipe_resolved"]) == (name, "auto", "quick")
+    assert (params["epochs"], params["batch_size"], params["resize"]) == ("2", "8", str(config.resize))
+    assert lines[0].startswith("recipe auto -> quick (no GPU")
+    assert [line.split(",")[0] for line in lines[1:3]] == ["epoch 1", "epoch 2"]
+    tags = run.data.tags
+    assert (tags["convzoo.arch"], tags["convzoo.plugin"], tags["convzoo.plugin_version"]) == (name, f"convzoo-{name}", "0.1.0")
+    assert (tags["convzoo.device"], tags["convzoo.version"], tags["convzoo.recipe"]) == ("cpu", "0.1.0", "quick")
+    assert tags["convzoo.precision"] in ("fp32", "bf16")
+    [dataset_input] = run.inputs.dataset_inputs
+    assert (dataset_input.dataset.name, dataset_input.dataset.digest) == ("fashion-mnist", "d6a3c5ac")
+    assert {"config.json", "model", "plots"} <= {a.path for a in client.list_artifacts(result.run_id)}
+    assert {a.path for a in client.list_artifacts(result.run_id, "plots")} == PLOTS
+    assert mlflow.artifacts.load_dict(f"runs:/{result.run_id}/config.json")["arch"] == name
+
+    loaded = mlflow.pytorch.load_model(f"runs:/{result.run_id}/model")
+    images = resize(test_images, config.resize)
+    trained = result.model.cpu().float().to(memory_format=torch.contiguous_format).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(images), trained(images), rtol=1e-4, atol=1e-5)
+
+
+class Recorder:
+    def __init__(self, interrupt_at_epoch=None):
+        self.calls, self.interrupt_at_epoch = [], interrupt_at_epoch
+
+    @hookimpl
+    def on_run_start(self, run):
+        self.calls.append(("start", run.arch, run.run_id is not None))
+
+    @hookimpl
+    def on_epoch_end(self, epoch, metrics):
+        self.calls.append(("epoch", epoch, sorted(metrics)))
+        if epoch == self.interrupt_at_epoch:
+            raise KeyboardInterrupt  # what Ctrl-C raises in the training process
+
+    @hookimpl
+    def on_exception(self, error):
+        self.calls.append(("exception", type(error).__name__))
+
+    @hookimpl
+    def on_run_end(self, run, status):
+        self.calls.append(("end", status))
+
+
+def test_hooks_are_called_by_a_real_training_run(tracking_store, load_with):
+    pm, _ = load_with()
+    recorder = Recorder()
+    pm.register(recorder)
+    config, arch, dataset = short_config("nin")
+    train(config, arch, dataset, echo=lambda line: None, pm=pm)
+    metrics = ["epoch_time", "examples_per_sec", "lr", "test_acc", "train_acc", "train_loss"]
+    assert recorder.calls == [("start", "nin", True), ("epoch", 1, metrics), ("epoch", 2, metrics), ("end", "FINISHED")]
+
+
+def test_a_run_that_raises_ends_failed(tracking_store, load_with):
+    pm, registry = load_with("convzoo-tinynet")
+    recorder = Recorder()
+    pm.register(recorder)
+    config, arch, dataset = short_config("exploding", registry)
+    with pytest.raises(RuntimeError, match="exploding on purpose"):
+        train(config, arch, dataset, echo=lambda line: None, pm=pm)
+    [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FAILED"
+    assert recorder.calls == [("start", "exploding", True), ("exception", "RuntimeError"), ("end", "FAILED")]
+
+
+def test_ctrl_c_ends_the_run_killed(tracking_store, load_with):
+    pm, registry = load_with()
+    recorder = Recorder(interrupt_at_epoch=1)
+    pm.register(recorder)
+    config, arch, dataset = short_config("nin", registry)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, arch, dataset, echo=lambda line: None, pm=pm)
+    [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "KILLED"
+    assert recorder.calls[-2:] == [("exception", "KeyboardInterrupt"), ("end", "KILLED")]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["resnet"], "unknown architecture 'resnet'"),
+    (["alexnet", "--dataset", "mnist"], "unknown dataset 'mnist'"),
+    (["alexnet", "--recipe", "fast"], "unknown recipe 'fast' for alexnet; choose one of: auto, seed, quick"),
+    (["alexnet", "--precision", "fp16"], "unknown precision 'fp16'; choose one of: auto, fp32, bf16"),
+    (["alexnet", "--device", "tpu"], "unknown device 'tpu'; choose one of: auto, cpu, cuda"),
+    (["alexnet", "--device", "cuda"], "device 'cuda' is not available on this machine; use cpu or auto"),
+    (["alexnet", "--epochs", "0"], "epochs must be a positive integer, got 0"),
+    (["alexnet", "--batch-size", "-4"], "batch_size must be a positive integer, got -4"),
+    (["alexnet", "--resize", "32"], "resize 32 is too small for alexnet: it needs at least 67"),
+    (["alexnet", "--lr", "0"], "lr must be a positive number, got 0.0"),
+    (["vgg", "--option", "ratio=0"], "vgg option ratio=0 is not allowed"),
+    (["alexnet", "--limit-train-batches", "-1"], "limit_train_batches must be 0 (all batches) or positive, got -1"),
+])
+def test_bad_input_is_a_one_line_error_and_creates_no_run(args, message, tracking_store):
+    result = CliRunner().invoke(cli, ["train", *args])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {message}") and result.output.count("\n") == 1
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_overrides_apply_on_top_of_the_recipe(tracking_store):
+    result = CliRunner().invoke(cli, ["train", "vgg", "--recipe", "quick", "--lr", "0.0005", "--option", "ratio=16",
+                                      "--epochs", "1", "--limit-train-batches", "1", "--limit-eval-batches", "1"])
+    assert result.exit_code == 0, result.output
+    [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    params = run.data.params
+    assert (params["lr"], params["option.ratio"], params["epochs"]) == ("0.0005", "16", "1")
+    assert (params["resize"], params["batch_size"], params["optimizer"]) == ("112", "64", "adam")
+
+
+def test_same_seed_same_config_gives_identical_metrics(tracking_store):
+    runs = []
+    for _ in range(2):
+        config, arch, dataset = short_config("nin", augment=True)
+        runs.append(train(config, arch, dataset, echo=lambda line: None))
+    client = mlflow.MlflowClient()
+    for metric in ("train_loss", "train_acc", "test_acc"):
+        first, second = ([m.value for m in client.get_metric_history(r.run_id, metric)] for r in runs)
+        assert first == second
