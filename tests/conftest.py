@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,60 @@ def tracking_store(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
+
+
+@pytest.fixture(scope="session")
+def session_store(tmp_path_factory):
+    """One MLflow store for runs that several tests inspect."""
+    folder = tmp_path_factory.mktemp("mlflow-session")
+    return folder, f"sqlite:///{folder / 'mlflow.db'}"
+
+
+@pytest.fixture
+def in_session_store(session_store, monkeypatch):
+    folder, uri = session_store
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+@pytest.fixture(scope="session")
+def _short_runs():
+    return {}
+
+
+@pytest.fixture
+def short_run(in_session_store, _short_runs, monkeypatch):
+    """``short_run(arch)``: a real 2-epoch, 2-batch run of ``arch`` (with ONNX export), made once per session."""
+    from convzoo.config import resolve_config
+    from convzoo.plugins import get_registry
+    from convzoo.run import train
+
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")
+
+    def run(name: str):
+        if name not in _short_runs:
+            config, arch, dataset = resolve_config(get_registry(), name, overrides={"epochs": 2, "batch_size": 8},
+                                                   limit_train_batches=2, limit_eval_batches=2)
+            lines: list[str] = []
+            _short_runs[name] = (config, train(config, arch, dataset, echo=lines.append), lines)
+        return _short_runs[name]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def trained_vgg(session_store):
+    """A small VGG trained for real (300 batches of 64 at 64x64, about 0.85 test accuracy), with its ONNX model."""
+    from convzoo.config import resolve_config
+    from convzoo.plugins import get_registry
+    from convzoo.run import train
+
+    folder, uri = session_store
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        config, arch, dataset = resolve_config(get_registry(), "vgg", overrides={"epochs": 1, "resize": 64},
+                                               limit_train_batches=300)
+        result = train(config, arch, dataset, echo=lambda line: None)
+        return types.SimpleNamespace(run_id=result.run_id, model=result.model, size=config.resize)

@@ -29,4 +29,6 @@ def test_mlflow_run_main_entry_point_trains_and_tracks(tmp_path):
     assert (params["arch"], params["recipe"], params["lr"], params["epochs"]) == ("alexnet", "auto", "5e-4", "1")
     assert (params["recipe_resolved"], params["resize"], params["optimizer"]) == ("quick", "112", "adam")
     assert len(client.get_metric_history(run.info.run_id, "test_acc")) == 1
-    assert "model" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    logged = client.search_logged_models([run.info.experiment_id], f"source_run_id = '{run.info.run_id}'")
+    assert {model.name for model in logged} == {"model", "onnx-model"}
+    assert run.data.tags["parity"] == "passed"

@@ -8,7 +8,8 @@ from click.testing import CliRunner
 from convzoo import hookimpl, list_architectures
 from convzoo.cli import cli
 from convzoo.config import resolve_config
-from convzoo.fashion_mnist import load
+from convzoo.data import ImageSplits
+from convzoo.fashion_mnist import FILES, load
 from convzoo.pipeline import resize
 from convzoo.plugins import get_registry
 from convzoo.run import train
@@ -18,24 +19,21 @@ PLOTS = {"plots/confusion_matrix.png", "plots/learning_curves.png", "plots/miscl
 
 def short_config(name, registry=None, **overrides):
     return resolve_config(registry or get_registry(), name, overrides={"epochs": 2, "batch_size": 8, **overrides},
-                          limit_train_batches=2, limit_eval_batches=2)
+                          limit_train_batches=2, limit_eval_batches=2, export=False)
 
 
 @pytest.fixture(scope="module")
-def test_images():
+def sample_images():
     return load().test_images[:6].float().div(255)
 
 
 @pytest.mark.parametrize("name", list_architectures())
-def test_short_training_run_is_fully_tracked(name, tracking_store, test_images, monkeypatch):
-    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")
-    config, arch, dataset = short_config(name)
-    lines = []
-    result = train(config, arch, dataset, echo=lines.append)
+def test_short_training_run_is_fully_tracked(name, short_run, sample_images):
+    config, result, lines = short_run(name)
     client = mlflow.MlflowClient()
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
-    for metric in ("train_loss", "train_acc", "test_acc", "epoch_time", "examples_per_sec", "lr"):
+    for metric in ("train_loss", "train_acc", "test_acc", "epoch_time", "examples_per_sec", "lr", "train_steps"):
         assert [m.step for m in client.get_metric_history(result.run_id, metric)] == [1, 2]
     assert any(key.startswith("system/") for key in run.data.metrics)
     params = run.data.params
@@ -48,13 +46,13 @@ def test_short_training_run_is_fully_tracked(name, tracking_store, test_images, 
     assert (tags["convzoo.device"], tags["convzoo.version"], tags["convzoo.recipe"]) == ("cpu", "0.1.0", "quick")
     assert tags["convzoo.precision"] in ("fp32", "bf16")
     [dataset_input] = run.inputs.dataset_inputs
-    assert (dataset_input.dataset.name, dataset_input.dataset.digest) == ("fashion-mnist", "d6a3c5ac")
-    assert {"config.json", "model", "plots"} <= {a.path for a in client.list_artifacts(result.run_id)}
+    assert (dataset_input.dataset.name, dataset_input.dataset.digest) == ("fashion-mnist", ImageSplits.digest_of(FILES.values()))
+    assert {"config.json", "plots"} <= {a.path for a in client.list_artifacts(result.run_id)}
     assert {a.path for a in client.list_artifacts(result.run_id, "plots")} == PLOTS
     assert mlflow.artifacts.load_dict(f"runs:/{result.run_id}/config.json")["arch"] == name
 
     loaded = mlflow.pytorch.load_model(f"runs:/{result.run_id}/model")
-    images = resize(test_images, config.resize)
+    images = resize(sample_images, config.resize)
     trained = result.model.cpu().float().to(memory_format=torch.contiguous_format).eval()
     with torch.no_grad():
         torch.testing.assert_close(loaded(images), trained(images), rtol=1e-4, atol=1e-5)
@@ -89,7 +87,7 @@ def test_hooks_are_called_by_a_real_training_run(tracking_store, load_with):
     pm.register(recorder)
     config, arch, dataset = short_config("nin")
     train(config, arch, dataset, echo=lambda line: None, pm=pm)
-    metrics = ["epoch_time", "examples_per_sec", "lr", "test_acc", "train_acc", "train_loss"]
+    metrics = ["epoch_time", "examples_per_sec", "lr", "test_acc", "train_acc", "train_loss", "train_steps"]
     assert recorder.calls == [("start", "nin", True), ("epoch", 1, metrics), ("epoch", 2, metrics), ("end", "FINISHED")]
 
 
@@ -140,7 +138,8 @@ def test_bad_input_is_a_one_line_error_and_creates_no_run(args, message, trackin
 
 def test_overrides_apply_on_top_of_the_recipe(tracking_store):
     result = CliRunner().invoke(cli, ["train", "vgg", "--recipe", "quick", "--lr", "0.0005", "--option", "ratio=16",
-                                      "--epochs", "1", "--limit-train-batches", "1", "--limit-eval-batches", "1"])
+                                      "--epochs", "1", "--limit-train-batches", "1", "--limit-eval-batches", "1",
+                                      "--export", "false"])
     assert result.exit_code == 0, result.output
     [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
     params = run.data.params

@@ -147,10 +147,14 @@ def hyperparameter_options(command):
               help="Train on at most this many batches per epoch (0: all).")
 @click.option(*_dashed("limit_eval_batches"), "limit_eval_batches", type=int, default=0, show_default=True,
               help="Evaluate on at most this many test batches (0: all).")
+@click.option("--export", "export_onnx", type=click.BOOL, default=True, show_default=True,
+              help="Export to ONNX and check parity with onnxruntime on the whole test set at the end.")
+@click.option(*_dashed("register_as"), "register_as", default=None,
+              help="Also register the ONNX model in the MLflow model registry under this name.")
 @click.option("--experiment", default=None, help="MLflow experiment name (not under `mlflow run`: use its flag).")
 def train(arch: str, recipe: str, options: tuple[str, ...], dataset: str, data_dir: str | None, device: str,
           precision: str, channels_last: bool, seed: int, limit_train_batches: int, limit_eval_batches: int,
-          experiment: str | None, **hyper) -> None:
+          export_onnx: bool, register_as: str | None, experiment: str | None, **hyper) -> None:
     """Train ARCH, tracked in one MLflow run (the MLproject's main entry point runs this)."""
     from convzoo.config import resolve_config
     from convzoo.devices import resolve_device, resolve_precision
@@ -165,12 +169,40 @@ def train(arch: str, recipe: str, options: tuple[str, ...], dataset: str, data_d
         get_registry(), arch, recipe=recipe, dataset=dataset, on_gpu=resolved_device.type == "cuda",
         overrides=hyper, options=_parse_options(options), device=device, precision=precision,
         channels_last=channels_last, seed=seed, limit_train_batches=limit_train_batches,
-        limit_eval_batches=limit_eval_batches, data_dir=data_dir,
+        limit_eval_batches=limit_eval_batches, data_dir=data_dir, export=export_onnx, register_as=register_as,
     )
     result = run_training(config, architecture, data, experiment=experiment, echo=click.echo)
     final = result.history[-1]
     click.echo(f"run {result.run_id}: {arch} test acc {final.test_acc:.4f} after {len(result.history)} epoch(s) "
                f"on {result.device} ({result.precision})")
+
+
+@cli.command()
+@click.option(*_dashed("run_id"), "run_id", required=True, help="The MLflow run whose model to export.")
+@click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True,
+              help="Also make a static int8 (QDQ) model calibrated on training images.")
+@click.option(*_dashed("register_as"), "register_as", default=None, help="Register the ONNX model under this name.")
+@click.option("--data-dir", "--data_dir", "data_dir", default=None, help="Folder with the data set's files.")
+def export(run_id: str, quantize: str, register_as: str | None, data_dir: str | None) -> None:
+    """Export a run's model to ONNX, check parity on the whole test set, and log it into that run."""
+    from convzoo.publish import export_run
+
+    export_run(run_id, quantize=None if quantize == "none" else quantize, register_as=register_as,
+               data_dir=data_dir, echo=click.echo)
+
+
+@cli.command()
+@click.option(*_dashed("run_id"), "run_id", required=True, help="The MLflow run whose ONNX model to use.")
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, help="Classes to show per image.")
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+def predict(run_id: str, top: int, images: tuple[str, ...]) -> None:
+    """Classify PNG/JPEG IMAGES with a run's verified ONNX model."""
+    from convzoo.predict import predict as classify
+
+    for prediction in classify(run_id, list(images), top=top):
+        best, *others = prediction.classes
+        rest = ", ".join(f"{name} {p:.3f}" for name, p in others)
+        click.echo(f"{prediction.path}: {best[0]} {best[1]:.3f}" + (f" ({rest})" if rest else ""))
 
 
 def _pip(*args: str) -> None:

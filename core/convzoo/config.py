@@ -30,6 +30,8 @@ class TrainConfig:
     limit_train_batches: int = 0
     limit_eval_batches: int = 0
     data_dir: str | None = None
+    export: bool = True
+    register_as: str | None = None
 
     def to_params(self) -> dict[str, Any]:
         """Flat, string-friendly hyperparameters (architecture options as ``option.NAME``)."""
@@ -39,6 +41,7 @@ class TrainConfig:
             **hyper, "resize": self.resize, "device": self.device, "precision": self.precision,
             "channels_last": self.channels_last, "seed": self.seed,
             "limit_train_batches": self.limit_train_batches, "limit_eval_batches": self.limit_eval_batches,
+            "export": self.export,
         }
         params.update({f"option.{k}": v for k, v in self.options.items()})
         return params

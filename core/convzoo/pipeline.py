@@ -59,7 +59,10 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
 def augment(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
     """Random horizontal flip, random resized crop and brightness/contrast jitter, per image."""
     n = images.shape[0]
-    uniform = lambda low, high: (torch.rand(n, generator=generator) * (high - low) + low).to(images.device)
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return (torch.rand(n, generator=generator) * (high - low) + low).to(images.device)
+
     scale = uniform(*CROP_AREA).sqrt()
     flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0).to(images.device)
     theta = torch.zeros(n, 2, 3, device=images.device)

@@ -91,6 +91,10 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
                 "plots/misclassified.png")
             example = resize(splits.test_images[:2].float().div(255), config.resize)  # batch 2 keeps batch dynamic
             tracking.log_model(model, example)
+            if config.export:
+                from convzoo.publish import publish_onnx
+
+                publish_onnx(model, splits, dataset, config.resize, register_as=config.register_as, echo=echo)
         except BaseException as error:
             notify(pm, "on_exception", run=context, error=error)
             notify(pm, "on_run_end", run=context, status="KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")

@@ -29,6 +29,7 @@ class EpochMetrics:
     epoch_time: float
     examples_per_sec: float
     lr: float
+    train_steps: int
 
     def as_dict(self) -> dict[str, float]:
         return {k: v for k, v in self.__dict__.items() if k != "epoch"}
@@ -66,9 +67,13 @@ def evaluate(model: nn.Module, loader: BatchLoader, precision: str) -> tuple[flo
     return (predicted == labels).float().mean().item(), predicted.cpu()
 
 
+MIN_STEPS_FOR_VERDICT = 100
+
+
 def is_stuck_at_chance(metrics: EpochMetrics, num_classes: int) -> bool:
-    """Loss at ln(classes) and accuracy near 1/classes: the NiN failure FACTS.md describes."""
-    return abs(metrics.train_loss - math.log(num_classes)) < 0.02 and metrics.train_acc < 1.5 / num_classes
+    """After enough steps to judge, loss still at ln(classes) and accuracy near 1/classes (NiN's known failure)."""
+    return (metrics.train_steps >= MIN_STEPS_FOR_VERDICT and abs(metrics.train_loss - math.log(num_classes)) < 0.02
+            and metrics.train_acc < 1.5 / num_classes)
 
 
 def fit(model: nn.Module, train: BatchLoader, test: BatchLoader, hyper: Recipe, precision: str,
@@ -81,7 +86,7 @@ def fit(model: nn.Module, train: BatchLoader, test: BatchLoader, hyper: Recipe, 
         model.train()
         loss_sum = torch.zeros((), device=train.device)
         correct = torch.zeros((), device=train.device, dtype=torch.long)
-        seen = 0
+        seen = steps = 0
         progress = Progress(len(train), f"epoch {epoch}/{hyper.epochs}")
         for images, labels in train:
             with autocast(train.device, precision):
@@ -95,6 +100,7 @@ def fit(model: nn.Module, train: BatchLoader, test: BatchLoader, hyper: Recipe, 
             loss_sum += loss.detach() * len(labels)
             correct += (output.argmax(dim=1) == labels).sum()
             seen += len(labels)
+            steps += 1
             progress.update(lambda: f"loss {loss_sum.item() / seen:.4f} acc {correct.item() / seen:.3f}")
         progress.close()
         train_seconds = time.perf_counter() - start
@@ -102,6 +108,6 @@ def fit(model: nn.Module, train: BatchLoader, test: BatchLoader, hyper: Recipe, 
         metrics = EpochMetrics(
             epoch=epoch, train_loss=loss_sum.item() / seen, train_acc=correct.item() / seen, test_acc=test_acc,
             epoch_time=time.perf_counter() - start, examples_per_sec=seen / train_seconds,
-            lr=optimizer.param_groups[0]["lr"],
+            lr=optimizer.param_groups[0]["lr"], train_steps=steps,
         )
         on_epoch(metrics, predictions)
