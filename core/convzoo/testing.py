@@ -92,7 +92,26 @@ def _assert_fails_at(arch: Architecture, in_channels: int, num_classes: int, siz
     raise AssertionError(f"{arch.name}: min_input_size {arch.min_input_size} is too high, {size} works")
 
 
-CHECKS = (check_forward, check_backward, check_channels_last, check_other_input_size, check_min_input_size)
+def check_onnx_export(arch: Architecture, in_channels: int = 1, num_classes: int = 10) -> None:
+    """Exports to ONNX with a dynamic batch and matches PyTorch in onnxruntime (rtol 1e-3, atol 1e-5)."""
+    import tempfile
+    from pathlib import Path
+
+    from convzoo.export import export_onnx, onnx_runner
+
+    torch.manual_seed(0)
+    model = arch.create(in_channels, num_classes).eval()
+    images = _images(in_channels, arch.input_size, batch=3)  # not the batch of 2 it was exported with
+    with tempfile.TemporaryDirectory() as folder:
+        path = export_onnx(model, arch.input_size, in_channels, Path(folder) / "model.onnx")
+        [actual] = onnx_runner(path)(images)
+    with torch.no_grad():
+        expected = model(images)
+    torch.testing.assert_close(torch.from_numpy(actual), expected, rtol=1e-3, atol=1e-5)
+
+
+CHECKS = (check_forward, check_backward, check_channels_last, check_other_input_size, check_min_input_size,
+          check_onnx_export)
 
 
 def summary_shapes(*args: str) -> list[tuple[str, tuple[int, ...]]]:
