@@ -171,7 +171,7 @@ def train(arch: str, recipe: str, options: tuple[str, ...], dataset: str, data_d
         channels_last=channels_last, seed=seed, limit_train_batches=limit_train_batches,
         limit_eval_batches=limit_eval_batches, data_dir=data_dir, export=export_onnx, register_as=register_as,
     )
-    result = run_training(config, architecture, data, experiment=experiment, echo=click.echo)
+    result = run_training(config, architecture, data, experiment=experiment, echo=_echo_now)
     final = result.history[-1]
     click.echo(f"run {result.run_id}: {arch} test acc {final.test_acc:.4f} after {len(result.history)} epoch(s) "
                f"on {result.device} ({result.precision})")
@@ -188,7 +188,7 @@ def export(run_id: str, quantize: str, register_as: str | None, data_dir: str | 
     from convzoo.publish import export_run
 
     export_run(run_id, quantize=None if quantize == "none" else quantize, register_as=register_as,
-               data_dir=data_dir, echo=click.echo)
+               data_dir=data_dir, echo=_echo_now)
 
 
 @cli.command()
@@ -203,6 +203,37 @@ def predict(run_id: str, top: int, images: tuple[str, ...]) -> None:
         best, *others = prediction.classes
         rest = ", ".join(f"{name} {p:.3f}" for name, p in others)
         click.echo(f"{prediction.path}: {best[0]} {best[1]:.3f}" + (f" ({rest})" if rest else ""))
+
+
+@cli.command()
+@click.option("--experiment", default=None, help="Only this experiment (default: all).")
+@click.option("--sort", default=None, metavar="METRIC", help="Sort by this metric, highest first (e.g. test_acc).")
+def runs(experiment: str | None, sort: str | None) -> None:
+    """Table of convzoo runs in the tracking store (MLFLOW_TRACKING_URI or ./mlflow.db)."""
+    from convzoo.runs import COLUMNS, run_rows
+
+    click.echo(format_table(COLUMNS, run_rows(experiment, sort)))
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=5000, show_default=True, help="Port to listen on.")
+def ui(host: str, port: int) -> None:
+    """Start the MLflow UI on the store runs go to, and print its address."""
+    import mlflow
+
+    store = mlflow.get_tracking_uri()
+    click.echo(f"MLflow UI for {store} at http://{host}:{port} (Ctrl-C stops it)")
+    completed = subprocess.run([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store,
+                                "--host", host, "--port", str(port)])
+    if completed.returncode:
+        raise click.exceptions.Exit(completed.returncode)
+
+
+def _echo_now(line: str) -> None:
+    """Print a progress line at once, even when stdout is a file or a pipe (CI logs, `mlflow run`)."""
+    click.echo(line)
+    sys.stdout.flush()
 
 
 def _pip(*args: str) -> None:

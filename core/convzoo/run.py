@@ -1,16 +1,14 @@
 """One training run from start to finish: data, model, training, hooks, and what MLflow records."""
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
 from dataclasses import dataclass
 from typing import Callable
 
 import pluggy
 import torch
 
-from convzoo import __version__
+from convzoo import tracking
 from convzoo.config import AUTO_RECIPE, TrainConfig
 from convzoo.devices import resolve_device, resolve_precision
 from convzoo.observers import RunContext, notify
@@ -32,8 +30,6 @@ class TrainResult:
 def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experiment: str | None = None,
           echo: Callable[[str], None] = print, pm: pluggy.PluginManager | None = None) -> TrainResult:
     """Train ``arch`` on ``dataset`` as ``config`` says, tracked in one MLflow run; ``pm`` supplies the observers."""
-    from convzoo import figures, tracking
-
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     splits = resolve(dataset.load)(config.data_dir)
@@ -54,15 +50,7 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
     history: list[EpochMetrics] = []
     with tracking.mlflow_run(experiment) as active:
         context = RunContext(config.arch, config.dataset, config.to_params(), str(device), active.info.run_id)
-        tracking.log_new_params(config.to_params())
-        tracking.mlflow.set_tags({
-            "convzoo.arch": arch.name, "convzoo.plugin": arch.plugin, "convzoo.plugin_version": arch.plugin_version,
-            "convzoo.version": __version__, "convzoo.device": str(device), "convzoo.precision": precision,
-            "convzoo.recipe": config.recipe_resolved, "convzoo.dataset": dataset.name,
-        })
-        tracking.log_dataset(splits)
-        effective = {**dataclasses.asdict(config), "device_used": str(device), "precision_used": precision}
-        tracking.mlflow.log_dict(json.loads(json.dumps(effective, default=str)), "config.json")
+        tracking.log_setup(config, arch, splits, str(device), precision)
         notify(pm, "on_run_start", run=context)
         final_predictions = torch.empty(0, dtype=torch.long)
 
@@ -70,25 +58,19 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
             nonlocal final_predictions
             history.append(metrics)
             final_predictions = predictions
-            tracking.mlflow.log_metrics(metrics.as_dict(), step=metrics.epoch)
+            tracking.log_epoch(metrics)
             echo(f"epoch {metrics.epoch}, loss {metrics.train_loss:.4f}, train acc {metrics.train_acc:.3f}, "
                  f"test acc {metrics.test_acc:.3f}, time {metrics.epoch_time:.1f} sec, "
                  f"{metrics.examples_per_sec:.0f} examples/sec")
             if is_stuck_at_chance(metrics, dataset.num_classes):
-                tracking.mlflow.set_tag("convzoo.stuck_at_chance", "true")
+                tracking.tag_stuck_at_chance()
                 echo(f"warning: {arch.name} looks stuck at chance (loss {metrics.train_loss:.3f}, train acc "
                      f"{metrics.train_acc:.3f}); a lower learning rate (--lr) usually helps")
             notify(pm, "on_epoch_end", run=context, epoch=metrics.epoch, metrics=metrics.as_dict())
 
         try:
             fit(model, train_loader, test_loader, config.hyper, precision, on_epoch)
-            labels = splits.test_labels[: len(final_predictions)]
-            matrix = figures.confusion_matrix(labels, final_predictions, dataset.num_classes)
-            tracking.log_figure(figures.plot_confusion_matrix(matrix, dataset.class_names), "plots/confusion_matrix.png")
-            tracking.log_figure(figures.plot_learning_curves(history), "plots/learning_curves.png")
-            tracking.log_figure(
-                figures.plot_misclassified(splits.test_images, labels, final_predictions, dataset.class_names),
-                "plots/misclassified.png")
+            tracking.log_plots(history, splits, final_predictions, dataset)
             example = resize(splits.test_images[:2].float().div(255), config.resize)  # batch 2 keeps batch dynamic
             tracking.log_model(model, example)
             if config.export:

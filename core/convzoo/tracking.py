@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
+import json
 import os
 import warnings
 from typing import Any, Mapping
@@ -13,7 +15,10 @@ import torch
 from mlflow.models import infer_signature
 from torch import nn
 
+from convzoo.config import TrainConfig
 from convzoo.data import ImageSplits
+from convzoo.registry import Architecture, Dataset
+from convzoo.trainer import EpochMetrics
 
 
 @contextlib.contextmanager
@@ -36,6 +41,41 @@ def mlflow_run(experiment: str | None = None):
 def inside_mlflow_run() -> bool:
     """Whether ``mlflow run`` started this process (it created the run and logged its ``-P`` values)."""
     return bool(os.environ.get("MLFLOW_RUN_ID"))
+
+
+def log_setup(config: TrainConfig, arch: Architecture, splits: ImageSplits, device: str, precision: str) -> None:
+    """Params, tags, the data set input and ``config.json``: what a run is, before it trains."""
+    from convzoo import __version__
+
+    log_new_params(config.to_params())
+    mlflow.set_tags({
+        "convzoo.arch": arch.name, "convzoo.plugin": arch.plugin, "convzoo.plugin_version": arch.plugin_version,
+        "convzoo.version": __version__, "convzoo.device": device, "convzoo.precision": precision,
+        "convzoo.recipe": config.recipe_resolved, "convzoo.dataset": config.dataset,
+    })
+    log_dataset(splits)
+    effective = {**dataclasses.asdict(config), "device_used": device, "precision_used": precision}
+    mlflow.log_dict(json.loads(json.dumps(effective, default=str)), "config.json")
+
+
+def log_epoch(metrics: EpochMetrics) -> None:
+    mlflow.log_metrics(metrics.as_dict(), step=metrics.epoch)
+
+
+def tag_stuck_at_chance() -> None:
+    mlflow.set_tag("convzoo.stuck_at_chance", "true")
+
+
+def log_plots(history: list[EpochMetrics], splits: ImageSplits, predictions: torch.Tensor, dataset: Dataset) -> None:
+    """Confusion matrix, learning curves and misclassified images of the last evaluation."""
+    from convzoo import figures
+
+    labels = splits.test_labels[: len(predictions)]
+    matrix = figures.confusion_matrix(labels, predictions, dataset.num_classes)
+    log_figure(figures.plot_confusion_matrix(matrix, dataset.class_names), "plots/confusion_matrix.png")
+    log_figure(figures.plot_learning_curves(history), "plots/learning_curves.png")
+    log_figure(figures.plot_misclassified(splits.test_images, labels, predictions, dataset.class_names),
+               "plots/misclassified.png")
 
 
 def log_new_params(params: Mapping[str, Any]) -> None:

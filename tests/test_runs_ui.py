@@ -1,0 +1,84 @@
+"""Comparing from the terminal: `convzoo runs` and `convzoo ui` on a real store."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from click.testing import CliRunner
+
+from convzoo.cli import cli
+from convzoo.config import resolve_config
+from convzoo.plugins import get_registry
+from convzoo.run import train
+
+
+@pytest.fixture
+def two_runs(tracking_store):
+    results = []
+    for name, batches in (("vgg", 1), ("nin", 1)):
+        config, arch, dataset = resolve_config(get_registry(), name, overrides={"epochs": 1, "batch_size": 16},
+                                               limit_train_batches=batches, limit_eval_batches=batches, export=False)
+        results.append(train(config, arch, dataset, echo=lambda line: None))
+    return results
+
+
+def test_runs_lists_convzoo_runs_sorted_by_a_metric(two_runs):
+    result = CliRunner().invoke(cli, ["runs", "--sort", "test_acc"])
+    assert result.exit_code == 0, result.output
+    header, *rows = result.output.splitlines()
+    assert header.split()[:3] == ["RUN", "ID", "ARCH"]
+    by_id = {row.split()[0]: row.split() for row in rows}
+    assert set(by_id) == {r.run_id for r in two_runs}
+    accuracies = [float(row.split()[4]) for row in rows]
+    assert accuracies == sorted(accuracies, reverse=True)
+    for run, arch in zip(two_runs, ("vgg", "nin")):
+        assert by_id[run.run_id][1:4] == [arch, "quick", "1"]
+        assert by_id[run.run_id][-2:] == ["-", "FINISHED"]
+
+
+def test_runs_rejects_unknown_experiments_and_metrics(two_runs):
+    assert CliRunner().invoke(cli, ["runs", "--experiment", "nope"]).output.startswith("Error: no experiment 'nope'")
+    result = CliRunner().invoke(cli, ["runs", "--sort", "accuracy"])
+    assert result.exit_code == 1 and "unknown metric 'accuracy' to sort by; runs have: " in result.output
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _get(url):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_ui_serves_the_store_the_runs_went_to(two_runs, tracking_store):
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "convzoo", "ui", "--port", str(port)], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        assert server.stdout.readline().strip() == f"MLflow UI for {tracking_store} at http://127.0.0.1:{port} (Ctrl-C stops it)"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                experiments = _get(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=100")
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the UI did not start"
+                time.sleep(1)
+        ids = [experiment["experiment_id"] for experiment in experiments["experiments"]]
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search",
+                                         data=json.dumps({"experiment_ids": ids}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            found = {run["info"]["run_id"] for run in json.loads(response.read())["runs"]}
+        assert found == {run.run_id for run in two_runs}
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
