@@ -230,6 +230,20 @@ def ui(host: str, port: int) -> None:
         raise click.exceptions.Exit(completed.returncode)
 
 
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Where to create the convzoo-NAME folder.")
+def new_plugin(name: str, directory: str) -> None:
+    """Write a ready plugin package convzoo-NAME: entry point, a network that trains, README and tests."""
+    from pathlib import Path
+
+    from convzoo.scaffold import new_plugin as write_plugin
+
+    root = write_plugin(name, Path(directory))
+    click.echo(f"wrote {root}; next: convzoo install ./{root.name} (or pip install -e) and pytest {root}/tests")
+
+
 def _echo_now(line: str) -> None:
     """Print a progress line at once, even when stdout is a file or a pipe (CI logs, `mlflow run`)."""
     click.echo(line)

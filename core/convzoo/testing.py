@@ -124,3 +124,16 @@ def summary_shapes(*args: str) -> list[tuple[str, tuple[int, ...]]]:
     assert result.exit_code == 0, result.output
     rows = re.findall(r"^(\S+)\s+\(([\d, ]+)\)", result.output, flags=re.MULTILINE)
     return [(name, tuple(int(n) for n in shape.split(","))) for name, shape in rows]
+
+
+def conformance_suite(name: str):
+    """A pytest test running every check on architecture ``name``: ``test_conformance = conformance_suite("mynet")``."""
+    import pytest
+
+    from convzoo import get_architecture
+
+    @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+    def test_conformance(check) -> None:
+        check(get_architecture(name))
+
+    return test_conformance
