@@ -124,57 +124,96 @@ HYPERPARAMETERS = [
 ]
 
 
-def hyperparameter_options(command):
-    for name, kind, help_text in reversed(HYPERPARAMETERS):
-        command = click.option(*_dashed(name), name, type=kind, default=None,
-                               help=f"{help_text} Default: the recipe's.")(command)
+def training_options(command):
+    """The options of one training run, shared by ``train`` and ``compare``."""
+    options = [
+        click.option("--recipe", default="auto", show_default=True,
+                     help="Recipe name; auto = seed on a GPU, quick on a CPU."),
+        *[click.option(*_dashed(name), name, type=kind, default=None, help=f"{text} Default: the recipe's.")
+          for name, kind, text in HYPERPARAMETERS],
+        click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Architecture option; repeatable."),
+        click.option("--dataset", default=DEFAULT_DATASET, show_default=True, help="Registered data set."),
+        click.option("--data-dir", "--data_dir", "data_dir", default=None, help="Folder with the data set's files."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda."),
+        click.option("--precision", default="auto", show_default=True,
+                     help="auto (bf16 where supported), fp32 or bf16."),
+        click.option(*_dashed("channels_last"), "channels_last", type=click.BOOL, default=True, show_default=True,
+                     help="Use the channels_last memory format."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed for weights, shuffling and augmentation."),
+        click.option(*_dashed("limit_train_batches"), "limit_train_batches", type=int, default=0, show_default=True,
+                     help="Train on at most this many batches per epoch (0: all)."),
+        click.option(*_dashed("limit_eval_batches"), "limit_eval_batches", type=int, default=0, show_default=True,
+                     help="Evaluate on at most this many test batches (0: all)."),
+        click.option("--export", "export", type=click.BOOL, default=True, show_default=True,
+                     help="Export to ONNX and check parity with onnxruntime on the whole test set at the end."),
+        click.option(*_dashed("register_as"), "register_as", default=None,
+                     help="Also register the ONNX model in the MLflow model registry under this name."),
+        click.option("--experiment", default=None,
+                     help="MLflow experiment name (not under `mlflow run`: use its --experiment-name)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
     return command
 
 
-@cli.command()
-@click.argument("arch")
-@click.option("--recipe", default="auto", show_default=True, help="Recipe name; auto = seed on a GPU, quick on a CPU.")
-@hyperparameter_options
-@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Architecture option; repeatable.")
-@click.option("--dataset", default=DEFAULT_DATASET, show_default=True, help="Registered data set.")
-@click.option("--data-dir", "--data_dir", "data_dir", default=None, help="Folder with the data set's files.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--precision", default="auto", show_default=True, help="auto (bf16 where supported), fp32 or bf16.")
-@click.option(*_dashed("channels_last"), "channels_last", type=click.BOOL, default=True, show_default=True,
-              help="Use the channels_last memory format.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for weights, shuffling and augmentation.")
-@click.option(*_dashed("limit_train_batches"), "limit_train_batches", type=int, default=0, show_default=True,
-              help="Train on at most this many batches per epoch (0: all).")
-@click.option(*_dashed("limit_eval_batches"), "limit_eval_batches", type=int, default=0, show_default=True,
-              help="Evaluate on at most this many test batches (0: all).")
-@click.option("--export", "export_onnx", type=click.BOOL, default=True, show_default=True,
-              help="Export to ONNX and check parity with onnxruntime on the whole test set at the end.")
-@click.option(*_dashed("register_as"), "register_as", default=None,
-              help="Also register the ONNX model in the MLflow model registry under this name.")
-@click.option("--experiment", default=None, help="MLflow experiment name (not under `mlflow run`: use its flag).")
-def train(arch: str, recipe: str, options: tuple[str, ...], dataset: str, data_dir: str | None, device: str,
-          precision: str, channels_last: bool, seed: int, limit_train_batches: int, limit_eval_batches: int,
-          export_onnx: bool, register_as: str | None, experiment: str | None, **hyper) -> None:
-    """Train ARCH, tracked in one MLflow run (the MLproject's main entry point runs this)."""
+def _train_one(arch: str, settings: dict, experiment: str | None = None):
+    """Validate everything, then train ``arch`` in one MLflow run (a child when a run is active)."""
     from convzoo.config import resolve_config
     from convzoo.devices import resolve_device, resolve_precision
     from convzoo.run import train as run_training
+
+    settings = dict(settings)
+    recipe, dataset, options = settings.pop("recipe"), settings.pop("dataset"), settings.pop("options")
+    hyper = {name: settings.pop(name) for name, _, _ in HYPERPARAMETERS}
+    device = resolve_device(settings["device"])
+    resolve_precision(settings["precision"], device)
+    config, architecture, data = resolve_config(get_registry(), arch, recipe=recipe, dataset=dataset,
+                                                on_gpu=device.type == "cuda", overrides=hyper,
+                                                options=_parse_options(options), **settings)
+    return run_training(config, architecture, data, experiment=experiment, echo=_echo_now)
+
+
+def _refuse_experiment_under_mlflow_run(experiment: str | None) -> None:
     from convzoo.tracking import inside_mlflow_run
 
     if experiment and inside_mlflow_run():
         raise ConvzooError("--experiment cannot be used under `mlflow run`; pass --experiment-name to mlflow run")
-    resolved_device = resolve_device(device)
-    resolve_precision(precision, resolved_device)
-    config, architecture, data = resolve_config(
-        get_registry(), arch, recipe=recipe, dataset=dataset, on_gpu=resolved_device.type == "cuda",
-        overrides=hyper, options=_parse_options(options), device=device, precision=precision,
-        channels_last=channels_last, seed=seed, limit_train_batches=limit_train_batches,
-        limit_eval_batches=limit_eval_batches, data_dir=data_dir, export=export_onnx, register_as=register_as,
-    )
-    result = run_training(config, architecture, data, experiment=experiment, echo=_echo_now)
+
+
+@cli.command()
+@click.argument("arch")
+@training_options
+def train(arch: str, experiment: str | None, **settings) -> None:
+    """Train ARCH, tracked in one MLflow run (the MLproject's main entry point runs this)."""
+    _refuse_experiment_under_mlflow_run(experiment)
+    result = _train_one(arch, settings, experiment)
     final = result.history[-1]
     click.echo(f"run {result.run_id}: {arch} test acc {final.test_acc:.4f} after {len(result.history)} epoch(s) "
                f"on {result.device} ({result.precision})")
+
+
+@cli.command()
+@click.option("--archs", default="all", show_default=True,
+              help="Comma-separated architectures, or shell-style patterns; all = every installed one.")
+@training_options
+def compare(archs: str, experiment: str | None, **settings) -> None:
+    """Train several architectures as child runs of one parent run and log a comparison table and plots.
+
+    Under `mlflow run --run-id PARENT` it continues that parent: finished children are not trained again.
+    """
+    from convzoo.compare import compare as run_comparison
+
+    _refuse_experiment_under_mlflow_run(experiment)
+    registry = get_registry()
+    patterns = [part.strip() for part in archs.split(",") if part.strip()]
+    names = registry.list_architectures() if archs == "all" else [
+        name for pattern in patterns
+        for name in (registry.list_architectures(include=pattern) if any(c in pattern for c in "*?[") else [pattern])
+    ]
+    for name in names:
+        registry.get_architecture(name)  # unknown names fail before any run
+    run_comparison(names, lambda name: _train_one(name, settings).run_id, echo=_echo_now, experiment=experiment)
 
 
 @cli.command()

@@ -63,3 +63,28 @@ def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, predicted: to
         grid.flat[0].set_title("no misclassified images")
     figure.tight_layout()
     return figure
+
+
+def plot_test_accuracy_curves(curves: dict[str, list[float]]):
+    """Test accuracy per epoch, one line per architecture."""
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for name, values in curves.items():
+        axes.plot(range(1, len(values) + 1), values, marker="o", label=name)
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("test accuracy")
+    axes.legend()
+    figure.tight_layout()
+    return figure
+
+
+def plot_accuracy_vs_speed(rows: Sequence[dict]):
+    """Final test accuracy against training examples/sec; marker area grows with the parameter count."""
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    largest = max((row["params"] for row in rows), default=1)
+    for row in rows:
+        axes.scatter(row["examples_per_sec"], row["test_acc"], s=50 + 950 * row["params"] / largest, alpha=0.6)
+        axes.annotate(f"{row['architecture']} ({row['params'] / 1e6:.1f}M)", (row["examples_per_sec"], row["test_acc"]))
+    axes.set_xlabel("training examples/sec")
+    axes.set_ylabel("test accuracy")
+    figure.tight_layout()
+    return figure

@@ -15,6 +15,7 @@ from convzoo.observers import RunContext, notify
 from convzoo.pipeline import BatchLoader, resize
 from convzoo.plugins import get_plugin_manager
 from convzoo.registry import Architecture, Dataset, resolve
+from convzoo.summary import count_params
 from convzoo.trainer import EpochMetrics, fit, is_stuck_at_chance
 
 
@@ -50,7 +51,7 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
     history: list[EpochMetrics] = []
     with tracking.mlflow_run(experiment) as active:
         context = RunContext(config.arch, config.dataset, config.to_params(), str(device), active.info.run_id)
-        tracking.log_setup(config, arch, splits, str(device), precision)
+        tracking.log_setup(config, arch, splits, str(device), precision, count_params(model))
         notify(pm, "on_run_start", run=context)
         final_predictions = torch.empty(0, dtype=torch.long)
 

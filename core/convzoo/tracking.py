@@ -23,10 +23,13 @@ from convzoo.trainer import EpochMetrics
 
 @contextlib.contextmanager
 def mlflow_run(experiment: str | None = None):
-    """Start (or, under ``mlflow run``, resume) a run with system metrics; end it with the right status."""
+    """Start (or, under ``mlflow run``, resume) a run with system metrics; end it with the right status.
+
+    Inside an active run (``convzoo compare``) the new run is its child, which the MLflow UI nests.
+    """
     if experiment:
         mlflow.set_experiment(experiment)
-    run = mlflow.start_run(log_system_metrics=True)
+    run = mlflow.start_run(log_system_metrics=True, nested=mlflow.active_run() is not None)
     try:
         yield run
     except KeyboardInterrupt:
@@ -43,12 +46,14 @@ def inside_mlflow_run() -> bool:
     return bool(os.environ.get("MLFLOW_RUN_ID"))
 
 
-def log_setup(config: TrainConfig, arch: Architecture, splits: ImageSplits, device: str, precision: str) -> None:
+def log_setup(config: TrainConfig, arch: Architecture, splits: ImageSplits, device: str, precision: str,
+              num_params: int) -> None:
     """Params, tags, the data set input and ``config.json``: what a run is, before it trains."""
     from convzoo import __version__
 
     log_new_params(config.to_params())
     mlflow.set_tags({
+        "convzoo.num_params": str(num_params),
         "convzoo.arch": arch.name, "convzoo.plugin": arch.plugin, "convzoo.plugin_version": arch.plugin_version,
         "convzoo.version": __version__, "convzoo.device": device, "convzoo.precision": precision,
         "convzoo.recipe": config.recipe_resolved, "convzoo.dataset": config.dataset,

@@ -1,0 +1,93 @@
+"""``convzoo compare``: one parent run, one nested child run per architecture, and a comparison of them."""
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import mlflow
+
+from convzoo import tracking
+from convzoo.errors import ConvzooError
+from convzoo.tables import format_table
+
+COLUMNS = ["architecture", "plugin", "params", "input_size", "epochs", "train_acc", "test_acc", "examples_per_sec",
+           "wall_time_s", "onnx_parity"]
+
+
+def finished_children(parent_id: str) -> dict[str, Any]:
+    """The parent's children that finished, by architecture (what a re-run does not train again)."""
+    children = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+    return {run.data.tags["convzoo.arch"]: run for run in children
+            if run.info.status == "FINISHED" and "convzoo.arch" in run.data.tags}
+
+
+def summarize_child(run) -> dict[str, Any]:
+    metrics, tags = run.data.metrics, run.data.tags
+    return {
+        "architecture": tags["convzoo.arch"], "plugin": f"{tags['convzoo.plugin']} {tags['convzoo.plugin_version']}",
+        "params": int(tags["convzoo.num_params"]), "input_size": int(run.data.params["resize"]),
+        "epochs": int(run.data.params["epochs"]), "train_acc": round(metrics["train_acc"], 4),
+        "test_acc": round(metrics["test_acc"], 4), "examples_per_sec": round(metrics["examples_per_sec"], 1),
+        "wall_time_s": round((run.info.end_time - run.info.start_time) / 1000, 1),
+        "onnx_parity": tags.get("parity", "not run"),
+    }
+
+
+def compare(arch_names: list[str], train_one: Callable[[str], str], echo: Callable[[str], None] = print,
+            experiment: str | None = None) -> dict[str, Any]:
+    """Train each architecture as a child of one parent run (resumed under ``mlflow run --run-id``).
+
+    ``train_one(name)`` trains one architecture in the active parent and returns the child's run id. A failing
+    architecture is recorded and the others go on; the parent fails only if every architecture failed.
+    """
+    if not arch_names:
+        raise ConvzooError("no architectures to compare")
+    with tracking.mlflow_run(experiment) as parent:
+        done = finished_children(parent.info.run_id)
+        failures: dict[str, str] = {}
+        for name in arch_names:
+            if name in done:
+                echo(f"{name}: finished earlier in this parent run ({done[name].info.run_id}); not trained again")
+                continue
+            echo(f"== {name}")
+            try:
+                train_one(name)
+            except Exception as error:  # one architecture failing must not stop the others
+                failures[name] = f"{type(error).__name__}: {error}"
+                echo(f"{name} failed: {failures[name]}")
+        done = finished_children(parent.info.run_id)
+        rows = [summarize_child(done[name]) for name in arch_names if name in done]
+        _log_comparison(rows, failures, parent.info.run_id)
+        echo(format_table(COLUMNS, [[row[c] for c in COLUMNS] for row in rows]))
+        if failures and not rows:
+            raise ConvzooError(f"every architecture failed: {'; '.join(f'{k}: {v}' for k, v in failures.items())}")
+    return {"parent_run_id": parent.info.run_id, "rows": rows, "failures": failures}
+
+
+def _log_comparison(rows: list[dict[str, Any]], failures: Mapping[str, str], parent_id: str) -> None:
+    from convzoo import figures
+
+    mlflow.set_tags({"convzoo.compare": "parent", "convzoo.compare.failed": ",".join(failures) or "none",
+                     **{f"convzoo.compare.failure.{name}": reason[:5000] for name, reason in failures.items()}})
+    mlflow.log_dict({"failed": dict(failures)}, "comparison/failures.json")
+    with tempfile.TemporaryDirectory() as folder:
+        table = io.StringIO()
+        writer = csv.DictWriter(table, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        (Path(folder) / "comparison.csv").write_text(table.getvalue())
+        lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
+        lines += ["| " + " | ".join(str(row[c]) for c in COLUMNS) + " |" for row in rows]
+        (Path(folder) / "comparison.md").write_text("\n".join(lines) + "\n")
+        mlflow.log_artifacts(folder, "comparison")
+    client = mlflow.MlflowClient()
+    children = finished_children(parent_id)
+    curves = {row["architecture"]: [m.value for m in sorted(
+        client.get_metric_history(children[row["architecture"]].info.run_id, "test_acc"), key=lambda m: m.step)]
+        for row in rows}
+    tracking.log_figure(figures.plot_test_accuracy_curves(curves), "comparison/test_acc_per_epoch.png")
+    tracking.log_figure(figures.plot_accuracy_vs_speed(rows), "comparison/accuracy_vs_speed.png")
