@@ -1,13 +1,18 @@
-"""`convzoo new-plugin` output is a real plugin: built, installed, self-tested, trained, exported, uninstalled."""
+"""Third-party plugins end to end: `convzoo new-plugin` output and the example ResNet plugin are built as wheels,
+pip-installed, pass their own tests, show up, train through `convzoo train` with ONNX parity, and uninstall cleanly."""
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from convzoo.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def convzoo(*args, **kwargs):
@@ -18,39 +23,48 @@ def plugin_names():
     return {plugin["name"]: plugin for plugin in json.loads(convzoo("plugins", "--json").stdout)["plugins"]}
 
 
-@pytest.fixture
-def uninstall_afterwards():
-    yield
-    subprocess.run([sys.executable, "-m", "pip", "uninstall", "--yes", "--quiet", "convzoo-scaffolded"],
-                   capture_output=True)
-
-
-def test_a_new_plugin_goes_from_scaffold_to_tracked_verified_run(tmp_path, uninstall_afterwards):
-    created = CliRunner().invoke(cli, ["new-plugin", "scaffolded", "--dir", str(tmp_path)])
+def scaffolded(folder: Path) -> Path:
+    created = CliRunner().invoke(cli, ["new-plugin", "scaffolded", "--dir", str(folder)])
     assert created.exit_code == 0, created.output
-    project = tmp_path / "convzoo-scaffolded"
+    return folder / "convzoo-scaffolded"
+
+
+def example_resnet(folder: Path) -> Path:
+    return Path(shutil.copytree(ROOT / "examples" / "convzoo-resnet", folder / "convzoo-resnet"))
+
+
+@pytest.mark.parametrize("make, dist, arch, own_tests", [
+    (scaffolded, "convzoo-scaffolded", "scaffolded", 6),
+    (example_resnet, "convzoo-resnet", "resnet", 7),
+])
+def test_plugin_lifecycle(make, dist, arch, own_tests, tmp_path):
+    project = make(tmp_path)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
                     str(tmp_path / "dist"), str(project)], check=True)
-    [wheel] = (tmp_path / "dist").glob("convzoo_scaffolded-0.1.0-*.whl")
-    installed = convzoo("install", str(wheel))
-    assert installed.returncode == 0, installed.stderr
+    [wheel] = (tmp_path / "dist").glob(f"{dist.replace('-', '_')}-0.1.0-*.whl")
+    try:
+        installed = convzoo("install", str(wheel))
+        assert installed.returncode == 0, installed.stderr
 
-    own_tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(project / "tests")],
+        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(project / "tests")],
                                cwd=tmp_path, capture_output=True, text=True)
-    assert own_tests.returncode == 0, own_tests.stdout[-2000:]
-    assert "6 passed" in own_tests.stdout
+        assert tests.returncode == 0, tests.stdout[-2000:]
+        assert f"{own_tests} passed" in tests.stdout
 
-    assert plugin_names()["convzoo-scaffolded"]["architectures"] == ["scaffolded"]
-    assert convzoo("archs", "scaffold*").stdout.splitlines()[1].split()[:3] == ["scaffolded", "convzoo-scaffolded", "0.1.0"]
+        assert plugin_names()[dist]["architectures"] == [arch]
+        assert convzoo("archs", arch).stdout.splitlines()[1].split()[:3] == [arch, dist, "0.1.0"]
 
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    trained = convzoo("train", "scaffolded", "--epochs", "1", "--limit-train-batches", "3", cwd=tmp_path, env=env)
-    assert trained.returncode == 0, trained.stderr[-2000:]
-    assert "onnx parity passed on 10000 test images" in trained.stdout
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+        trained = convzoo("train", arch, "--recipe", "quick", "--epochs", "1", "--resize", "32",
+                          "--limit-train-batches", "3", cwd=tmp_path, env=env)
+        assert trained.returncode == 0, trained.stderr[-2000:]
+        assert "onnx parity passed on 10000 test images" in trained.stdout
 
-    removed = convzoo("uninstall", "convzoo-scaffolded")
-    assert removed.returncode == 0, removed.stderr
-    assert "convzoo-scaffolded" not in plugin_names()
+        removed = convzoo("uninstall", dist)
+        assert removed.returncode == 0, removed.stderr
+        assert dist not in plugin_names()
+    finally:
+        subprocess.run([sys.executable, "-m", "pip", "uninstall", "--yes", "--quiet", dist], capture_output=True)
 
 
 def test_new_plugin_refuses_bad_names_and_existing_folders(tmp_path):
