@@ -9,7 +9,7 @@ from convzoo.recipes import Recipe
 def test_list_with_include_and_exclude_patterns():
     assert list_architectures(include="*net") == ["alexnet", "googlenet"]
     assert list_architectures(include=["v*", "n*"]) == ["nin", "vgg"]
-    assert list_architectures(exclude="*net") == ["nin", "vgg"]
+    assert list_architectures(include=["alexnet", "googlenet", "nin", "vgg"], exclude="*net") == ["nin", "vgg"]
 
 
 def test_unknown_name_suggests_the_closest():
