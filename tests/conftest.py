@@ -4,13 +4,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 import types
 from pathlib import Path
 
 import pytest
 
 from convzoo import plugins
+from convzoo.scaffold import PYPROJECT
 
 TINY_PLUGIN = '''
 from convzoo import hookimpl
@@ -92,26 +92,12 @@ TEST_PLUGINS = {
 
 
 def build_wheel(root: Path, dist_name: str, module: str, source: str) -> Path:
-    """Write a one-module plugin distribution under ``root`` and build its wheel with pip."""
+    """Write a one-module plugin distribution (with new-plugin's pyproject) under ``root`` and build its wheel."""
     project = root / dist_name
     (project / module).mkdir(parents=True)
     (project / module / "__init__.py").write_text(source)
-    (project / "pyproject.toml").write_text(textwrap.dedent(f"""\
-        [build-system]
-        requires = ["setuptools>=64"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "{dist_name}"
-        version = "0.1.0"
-        dependencies = ["convzoo"]
-
-        [project.entry-points.convzoo]
-        {module} = "{module}"
-
-        [tool.setuptools]
-        packages = ["{module}"]
-        """))
+    (project / "README.md").write_text(f"# {dist_name}\n")
+    (project / "pyproject.toml").write_text(PYPROJECT.substitute(name=dist_name.removeprefix("convzoo-"), package=module))
     out = root / "wheels"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(out), str(project)],
