@@ -42,7 +42,9 @@ def test_short_training_run_is_fully_tracked(name, short_run, sample_images):
     assert lines[0].startswith("recipe auto -> quick (no GPU")
     assert [line.split(",")[0] for line in lines[1:3]] == ["epoch 1", "epoch 2"]
     tags = run.data.tags
-    assert (tags["convzoo.arch"], tags["convzoo.plugin"], tags["convzoo.plugin_version"]) == (name, f"convzoo-{name}", "0.1.0")
+    arch = get_registry().get_architecture(name)
+    assert (tags["convzoo.arch"], tags["convzoo.plugin"], tags["convzoo.plugin_version"]) == (
+        name, arch.plugin, arch.plugin_version)
     assert (tags["convzoo.device"], tags["convzoo.version"], tags["convzoo.recipe"]) == ("cpu", "0.1.0", "quick")
     assert tags["convzoo.precision"] in ("fp32", "bf16")
     [dataset_input] = run.inputs.dataset_inputs
