@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make run    installs into ./.venv and runs the main job: `mlflow run . -P arch=alexnet` (quick recipe on a CPU)
 #   make test   installs into ./.venv and runs the test suite
+# Benchmarks: make bench-train, make bench-inference, make bench-startup (see README)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 ARCH ?= alexnet
 
-.PHONY: install data run test ui clean
+.PHONY: install data run test ui bench-train bench-inference bench-startup clean
 
 install: $(STAMP)
 
@@ -37,6 +38,16 @@ ui: install
 
 test: install data
 	$(BIN)/python -m pytest
+
+# Benchmarks (figures and ratios in one run; JSON under benchmarks/results/); BENCH_ARGS="--steps 50" and so on
+bench-train: install data
+	$(BIN)/python benchmarks/train_throughput.py $(BENCH_ARGS)
+
+bench-inference: install data
+	$(BIN)/python benchmarks/inference.py $(BENCH_ARGS)
+
+bench-startup: install
+	$(BIN)/python benchmarks/startup.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build core/*.egg-info plugins/*/*.egg-info plugins/*/build

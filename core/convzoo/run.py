@@ -11,6 +11,7 @@ import torch
 from convzoo import tracking
 from convzoo.config import AUTO_RECIPE, TrainConfig
 from convzoo.devices import resolve_device, resolve_precision
+from convzoo.memory import keep_freed_memory
 from convzoo.observers import RunContext, notify
 from convzoo.pipeline import BatchLoader, resize
 from convzoo.plugins import get_plugin_manager
@@ -33,6 +34,8 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
     """Train ``arch`` on ``dataset`` as ``config`` says, tracked in one MLflow run; ``pm`` supplies the observers."""
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
+    if device.type == "cpu":
+        keep_freed_memory()
     splits = resolve(dataset.load)(config.data_dir)
     torch.manual_seed(config.seed)
     model = arch.create(dataset.in_channels, dataset.num_classes, input_size=config.resize, **config.options)

@@ -1,0 +1,76 @@
+"""What every benchmark prints and saves: the machine it ran on, a table, and a JSON file."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+import convzoo
+from convzoo.errors import ConvzooError
+from convzoo.plugins import get_registry
+from convzoo.tables import format_table
+
+RESULTS_DIR = Path(__file__).parent / "results"
+SEED_ARCHS = ("alexnet", "vgg", "nin", "googlenet")
+
+
+def architectures(parser: argparse.ArgumentParser, requested: Sequence[str] | None, recipe: str) -> list[str]:
+    """The architectures asked for (default: the four seed ones); an unknown one, or one without ``recipe``, is a
+    usage error."""
+    for name in requested or ():
+        try:
+            arch = get_registry().get_architecture(name)
+        except ConvzooError as error:
+            parser.error(str(error))
+        if recipe not in arch.recipes:
+            parser.error(f"architecture {name!r} has no {recipe!r} recipe; it has: {', '.join(arch.recipes)}")
+    return list(requested or SEED_ARCHS)
+
+
+def cpu_model() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it (or what the platform module knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """The hardware and software a figure was measured with."""
+    return {
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "convzoo": convzoo.__version__,
+    }
+
+
+def describe(info: dict[str, Any]) -> str:
+    gpu = info["gpu"] or "no GPU"
+    return (f"{info['cpu']} ({info['cpu_count']} CPUs, torch uses {info['torch_threads']} threads), {gpu}; "
+            f"torch {info['torch']}, convzoo {info['convzoo']}")
+
+
+def show(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]], info: dict[str, Any]) -> None:
+    print(f"\n{title}\n{describe(info)}\n")
+    print(format_table(headers, rows))
+
+
+def save(path: Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` as JSON (whole or not at all) and return where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(path.suffix + ".part")
+    partial.write_text(json.dumps(payload, indent=2) + "\n")
+    partial.replace(path)
+    return path

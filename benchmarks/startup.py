@@ -1,0 +1,59 @@
+"""Command-line start-up: `convzoo --help` and `convzoo plugins` against `python -c "import torch"`, side by side.
+
+    python benchmarks/startup.py
+
+Neither command imports torch; the ratio shows what that saves on this machine.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import report
+
+COMMANDS = {
+    "convzoo --help": ["{convzoo}", "--help"],
+    "convzoo plugins": ["{convzoo}", "plugins"],
+    "python -c 'import torch'": [sys.executable, "-c", "import torch"],
+}
+
+
+def wall_seconds(command: list[str], repeats: int) -> float:
+    """Median wall time of ``command`` after one untimed run (which warms the file cache)."""
+    subprocess.run(command, check=True, capture_output=True)
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each command (default 5)")
+    parser.add_argument("--json", type=Path, default=report.RESULTS_DIR / "startup.json")
+    args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    convzoo = shutil.which("convzoo", path=str(Path(sys.executable).parent)) or shutil.which("convzoo")
+    if convzoo is None:
+        sys.exit("error: the convzoo command is not installed next to this Python or on PATH; run `make install`")
+    seconds = {name: wall_seconds([part.format(convzoo=convzoo) for part in command], args.repeats)
+               for name, command in COMMANDS.items()}
+    torch_seconds = seconds["python -c 'import torch'"]
+    rows = [[name, f"{value:.3f}", f"{value / torch_seconds:.2f}"] for name, value in seconds.items()]
+    info = report.machine()
+    report.show(f"Start-up, median wall time of {args.repeats} runs", ["command", "seconds", "/ import torch"], rows,
+                info)
+    path = report.save(args.json, {"benchmark": "startup", "machine": info, "seconds": seconds})
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()

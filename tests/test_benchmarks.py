@@ -1,0 +1,74 @@
+"""The benchmarks run end to end at tiny sizes and report consistent figures (speed itself is never asserted here)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+def bench(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_train_throughput_measures_three_loops_and_their_ratios(tmp_path):
+    out = tmp_path / "train.json"
+    done = bench("train_throughput.py", "--arch", "vgg", "--steps", "1", "--warmup", "1", "--repeats", "2",
+                 "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    [row] = report["results"]
+    assert (row["arch"], row["input_size"], row["batch_size"]) == ("vgg", 224, 16)  # the seed recipe
+    assert len(row["rounds"]) == 2
+    for loop in ("baseline", "bare", "convzoo"):
+        rates = [one[loop] for one in row["rounds"]]
+        assert all(rate > 0 for rate in rates) and min(rates) <= row[loop] <= max(rates)
+    for name, other in (("convzoo_over_baseline", "baseline"), ("convzoo_over_bare", "bare")):
+        ratios = sorted(one["convzoo"] / one[other] for one in row["rounds"])
+        assert row[name] == pytest.approx(sum(ratios) / 2)  # the median of two rounds
+        assert row[f"{name}_range"] == pytest.approx(ratios)
+    assert row["convzoo_fixed_seconds"] > 0
+    assert set(report["targets_met"]) == {"convzoo_over_baseline", "convzoo_over_bare"}
+    assert report["machine"]["torch"] and report["machine"]["cpu_count"] >= 1
+    assert "convzoo/baseline" in done.stdout and "targets:" in done.stdout
+
+
+def test_inference_compares_eager_onnx_and_int8(tmp_path):
+    out = tmp_path / "inference.json"
+    done = bench("inference.py", "--arch", "vgg", "--recipe", "quick", "--repeats", "1", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    [row] = json.loads(out.read_text())["results"]
+    assert row["input_size"] == 112
+    for engine in ("torch", "onnx", "int8"):
+        assert row[f"{engine}_latency_ms_b1"] > 0 and row[f"{engine}_images_per_sec_b64"] > 0
+    assert row["onnx_latency_speedup"] == pytest.approx(row["torch_latency_ms_b1"] / row["onnx_latency_ms_b1"])
+    assert row["int8_throughput_speedup"] == pytest.approx(
+        row["int8_images_per_sec_b64"] / row["torch_images_per_sec_b64"])
+    assert "onnx/torch b1" in done.stdout
+
+
+def test_startup_times_the_commands_against_importing_torch(tmp_path):
+    out = tmp_path / "startup.json"
+    done = bench("startup.py", "--repeats", "1", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    seconds = json.loads(out.read_text())["seconds"]
+    assert set(seconds) == {"convzoo --help", "convzoo plugins", "python -c 'import torch'"}
+    assert all(value > 0 for value in seconds.values())
+
+
+@pytest.mark.parametrize("script, args, message", [
+    ("train_throughput.py", ["--steps", "0"], "--steps must be at least 1, got 0"),
+    ("train_throughput.py", ["--arch", "googlnet"], "unknown architecture 'googlnet' (did you mean 'googlenet'?)"),
+    ("inference.py", ["--repeats", "-1"], "--repeats must be at least 1, got -1"),
+])
+def test_bad_arguments_are_one_line_errors(script, args, message, tmp_path):
+    out = tmp_path / "never.json"
+    done = bench(script, *args, "--json", str(out))
+    assert done.returncode == 2
+    assert message in done.stderr.splitlines()[-1]
+    assert not out.exists()
