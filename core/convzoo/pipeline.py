@@ -37,11 +37,17 @@ class BatchLoader:
         return min(len(self.images), self.num_batches * self.batch_size)
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 1000003 + self.epoch)
+        # random numbers are drawn where the images are: a host-to-GPU copy per batch would wait for the GPU each step
+        where = self.images.device
+        generator = torch.Generator(device=where).manual_seed(self.seed * 1000003 + self.epoch)
         self.epoch += 1
-        order = torch.randperm(len(self.images), generator=generator) if self.shuffle else torch.arange(len(self.images))
+        count = len(self.images)
+        if self.shuffle:
+            order = torch.randperm(count, generator=generator, device=where)
+        else:
+            order = torch.arange(count, device=where)
         for start in range(0, self.num_examples(), self.batch_size):
-            index = order[start:start + self.batch_size].to(self.images.device)
+            index = order[start:start + self.batch_size]
             images = self.images[index].to(self.device, non_blocking=True).float().div_(255)
             labels = self.labels[index].to(self.device, non_blocking=True)
             images = augment(images, self.size, generator) if self.augment else resize(images, self.size)
@@ -61,10 +67,10 @@ def augment(images: torch.Tensor, size: int, generator: torch.Generator) -> torc
     n = images.shape[0]
 
     def uniform(low: float, high: float) -> torch.Tensor:
-        return (torch.rand(n, generator=generator) * (high - low) + low).to(images.device)
+        return torch.rand(n, generator=generator, device=images.device) * (high - low) + low
 
     scale = uniform(*CROP_AREA).sqrt()
-    flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0).to(images.device)
+    flip = torch.where(uniform(0, 1) < 0.5, -1.0, 1.0)
     theta = torch.zeros(n, 2, 3, device=images.device)
     theta[:, 0, 0], theta[:, 1, 1] = scale * flip, scale
     theta[:, 0, 2], theta[:, 1, 2] = uniform(-1, 1) * (1 - scale), uniform(-1, 1) * (1 - scale)
