@@ -201,12 +201,12 @@ def serve_loop(loop: str, arch: str, args: argparse.Namespace) -> None:
     config = seed_config(arch, args)
     device = resolve_device(args.device)
     if loop == "convzoo":
-        return serve_convzoo_epochs(config)
-    if loop == "baseline":
-        steps = baseline_steps(config, Path(args.torchvision_root), device)
+        serve_convzoo_epochs(config)
+    elif loop == "baseline":
+        serve_blocks(baseline_steps(config, Path(args.torchvision_root), device), config.hyper.batch_size, args, device)
     else:
         steps = bare_steps(config, args.data_dir, device, compile_model=loop == "compiled")
-    serve_blocks(steps, config.hyper.batch_size, args, device)
+        serve_blocks(steps, config.hyper.batch_size, args, device)
 
 
 class Child:
@@ -218,9 +218,9 @@ class Child:
                    "--device", args.device, *(["--data-dir", args.data_dir] if args.data_dir else [])]
         # a compile is timed cold, as a user's first seed run pays it
         env = {**os.environ, "TORCHINDUCTOR_FORCE_DISABLE_CACHES": "1"} if loop == "compiled" else None
-        self.loop, self.arch, self.log = loop, arch, log
+        self.loop, self.arch, self.log, self.stderr = loop, arch, log, log.open("w")
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=log.open("w"), text=True, env=env)
+                                        stderr=self.stderr, text=True, env=env)
 
     def read(self) -> dict:
         line = self.process.stdout.readline()
@@ -235,8 +235,12 @@ class Child:
         return self.read()["rate"]
 
     def close(self) -> None:
-        self.process.stdin.close()
+        try:
+            self.process.stdin.close()
+        except BrokenPipeError:  # it has already ended
+            pass
         self.process.wait()
+        self.stderr.close()
 
 
 def measure(arch: str, loops: list[str], args: argparse.Namespace, root: Path, folder: Path) -> dict:
@@ -297,8 +301,8 @@ def show(rows: list[dict], args: argparse.Namespace, device: torch.device, info:
     headers = ["arch", "input", "batch", "precision", *(f"{loop} ex/s" for loop in LOOPS), "convzoo/baseline",
                "convzoo/bare", "run fixed s"]
     table = [[r["arch"], r["input_size"], r["batch_size"], r["precision"], *(spread(r, loop) for loop in LOOPS),
-              ratio(r, "convzoo_over_baseline", 2), ratio(r, "convzoo_over_bare", 3), f"{r['convzoo_fixed_seconds']:.1f}"]
-             for r in rows]
+              ratio(r, "convzoo_over_baseline", 2), ratio(r, "convzoo_over_bare", 3),
+              f"{r['convzoo_fixed_seconds']:.1f}"] for r in rows]
     report.show(f"Training throughput, seed recipes on {device}: median (range) of {args.repeats} rounds of one "
                 f"{args.steps}-step block per loop", headers, table, info)
     if args.compile:
