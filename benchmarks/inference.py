@@ -22,6 +22,7 @@ from convzoo.export import export_onnx, measure_speed, onnx_runner, torch_runner
 from convzoo.plugins import get_registry
 from convzoo.quantize import quantize_int8
 from convzoo.registry import resolve
+from convzoo.run import build_model
 
 ENGINES = ("torch", "onnx", "int8")
 
@@ -30,9 +31,7 @@ def measure(arch: str, args: argparse.Namespace, train_images: torch.Tensor, fol
     """One architecture's latencies, throughputs and speed-ups over PyTorch eager."""
     registry = get_registry()
     config, architecture, dataset = resolve_config(registry, arch, recipe=args.recipe)
-    torch.manual_seed(0)
-    model = architecture.create(dataset.in_channels, dataset.num_classes, input_size=config.resize,
-                                **config.options).eval()
+    model = build_model(config, architecture, dataset, torch.device("cpu")).eval()
     fp32 = export_onnx(model, config.resize, dataset.in_channels, folder / f"{arch}.onnx")
     int8 = quantize_int8(fp32, folder / f"{arch}-int8.onnx", train_images, config.resize)
     runners = {"torch": torch_runner(model), "onnx": onnx_runner(fp32), "int8": onnx_runner(int8)}

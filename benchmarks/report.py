@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import torch
 
 import convzoo
+from convzoo.config import choose_recipe
 from convzoo.errors import ConvzooError
 from convzoo.plugins import get_registry
 from convzoo.tables import format_table
@@ -24,11 +25,9 @@ def architectures(parser: argparse.ArgumentParser, requested: Sequence[str] | No
     usage error."""
     for name in requested or ():
         try:
-            arch = get_registry().get_architecture(name)
+            choose_recipe(get_registry().get_architecture(name), recipe, on_gpu=False)
         except ConvzooError as error:
             parser.error(str(error))
-        if recipe not in arch.recipes:
-            parser.error(f"architecture {name!r} has no {recipe!r} recipe; it has: {', '.join(arch.recipes)}")
     return list(requested or SEED_ARCHS)
 
 

@@ -16,6 +16,7 @@ so a round's ratios compare loops measured seconds apart. Figures are medians ov
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -28,17 +29,17 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import mlflow
 import torch
 import torch.nn.functional as F
 
 import report
 from convzoo import hookimpl
 from convzoo.config import TrainConfig, resolve_config
-from convzoo.devices import resolve_device, resolve_precision
-from convzoo.memory import keep_freed_memory
-from convzoo.pipeline import BatchLoader
-from convzoo.plugins import get_registry
-from convzoo.registry import resolve
+from convzoo.devices import resolve_device
+from convzoo.plugins import get_plugin_manager, get_registry
+from convzoo.registry import Architecture, Dataset, resolve
+from convzoo.run import build_model, make_loaders, prepare_device, train
 from convzoo.tables import format_table
 from convzoo.trainer import autocast, make_optimizer
 
@@ -47,18 +48,11 @@ TARGETS = {"convzoo_over_baseline": 2.0, "convzoo_over_bare": 0.97}
 TRAIN_EXAMPLES = 60_000
 
 
-def seed_config(arch: str, args: argparse.Namespace) -> TrainConfig:
+def seed_run(arch: str, args: argparse.Namespace) -> tuple[TrainConfig, Architecture, Dataset]:
     """The seed recipe of ``arch``: a warm-up epoch and one epoch per block of ``args.steps`` steps, no export."""
-    config, _, _ = resolve_config(get_registry(), arch, recipe="seed", overrides={"epochs": args.repeats + 1},
-                                  device=args.device, limit_train_batches=args.steps, limit_eval_batches=1,
-                                  export=False, data_dir=args.data_dir)
-    return config
-
-
-def build_model(config: TrainConfig, channels_last: bool, device: torch.device) -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = get_registry().get_architecture(config.arch).create(1, 10, input_size=config.resize, **config.options)
-    return model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    return resolve_config(get_registry(), arch, recipe="seed", overrides={"epochs": args.repeats + 1},
+                          device=args.device, limit_train_batches=args.steps, limit_eval_batches=1, export=False,
+                          data_dir=args.data_dir)
 
 
 def say(message: dict) -> None:
@@ -108,16 +102,17 @@ def torchvision_root(data_dir: str | None, folder: Path) -> Path:
     return folder
 
 
-def baseline_steps(config: TrainConfig, root: Path, device: torch.device) -> Iterator[None]:
+def baseline_steps(config: TrainConfig, arch: Architecture, dataset: Dataset, root: Path, device: torch.device
+                   ) -> Iterator[None]:
     """The notebook's pipeline and ``train_ch5`` loop, one step per ``next``."""
     import torchvision
     from torch.utils.data import DataLoader
     from torchvision import transforms
 
     transform = transforms.Compose([transforms.Resize(config.resize), transforms.ToTensor()])
-    dataset = torchvision.datasets.FashionMNIST(str(root), train=True, transform=transform, download=False)
-    loader = DataLoader(dataset, batch_size=config.hyper.batch_size, shuffle=True, num_workers=2)
-    net = build_model(config, channels_last=False, device=device)
+    mnist_train = torchvision.datasets.FashionMNIST(str(root), train=True, transform=transform, download=False)
+    loader = DataLoader(mnist_train, batch_size=config.hyper.batch_size, shuffle=True, num_workers=2)
+    net = build_model(dataclasses.replace(config, channels_last=False), arch, dataset, device)
     loss = torch.nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(net.parameters(), lr=config.hyper.lr)
     train_l_sum, train_acc_sum, n = 0.0, 0.0, 0
@@ -135,18 +130,14 @@ def baseline_steps(config: TrainConfig, root: Path, device: torch.device) -> Ite
             yield
 
 
-def bare_steps(config: TrainConfig, data_dir: str | None, device: torch.device, compile_model: bool = False
+def bare_steps(config: TrainConfig, arch: Architecture, dataset: Dataset, compile_model: bool = False
                ) -> Iterator[None]:
-    """convzoo's model, batches, optimizer and device defaults, and nothing else, one step per ``next``."""
-    if device.type == "cpu":
-        keep_freed_memory()
-    precision = resolve_precision("auto", device)
-    splits = resolve(get_registry().get_dataset("fashion-mnist").load)(data_dir)
-    model = build_model(config, channels_last=True, device=device)
+    """convzoo's device set-up, model, batches and optimizer, and nothing else, one step per ``next``."""
+    device, precision = prepare_device(config)
+    model = build_model(config, arch, dataset, device)
     optimizer = make_optimizer(model, config.hyper)
     step_model = torch.compile(model) if compile_model else model
-    loader = BatchLoader(splits.train_images, splits.train_labels, config.hyper.batch_size, config.resize, device,
-                         shuffle=True, channels_last=True)
+    loader, _ = make_loaders(config, resolve(dataset.load)(config.data_dir), device)
     while True:
         for images, labels in loader:
             with autocast(device, precision):
@@ -173,15 +164,8 @@ class Pacer:
             self.waited += wait_for_turn()
 
 
-def serve_convzoo_epochs(config: TrainConfig) -> None:
+def serve_convzoo_epochs(config: TrainConfig, arch: Architecture, dataset: Dataset) -> None:
     """Child: a real tracked run into a temporary MLflow store, paced one epoch per turn; then its fixed cost."""
-    import mlflow
-
-    from convzoo.plugins import get_plugin_manager
-    from convzoo.run import train
-
-    registry = get_registry()
-    arch, dataset = registry.get_architecture(config.arch), registry.get_dataset(config.dataset)
     pacer = Pacer(config.hyper.epochs - 1)
     pm = get_plugin_manager()
     pm.register(pacer)
@@ -198,15 +182,16 @@ def serve_convzoo_epochs(config: TrainConfig) -> None:
 def serve_loop(loop: str, arch: str, args: argparse.Namespace) -> None:
     """Child: set up one loop and serve its blocks to the parent."""
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    config = seed_config(arch, args)
-    device = resolve_device(args.device)
+    config, architecture, dataset = seed_run(arch, args)
     if loop == "convzoo":
-        serve_convzoo_epochs(config)
-    elif loop == "baseline":
-        serve_blocks(baseline_steps(config, Path(args.torchvision_root), device), config.hyper.batch_size, args, device)
+        serve_convzoo_epochs(config, architecture, dataset)
+        return
+    device = resolve_device(args.device)
+    if loop == "baseline":
+        steps = baseline_steps(config, architecture, dataset, Path(args.torchvision_root), device)
     else:
-        steps = bare_steps(config, args.data_dir, device, compile_model=loop == "compiled")
-        serve_blocks(steps, config.hyper.batch_size, args, device)
+        steps = bare_steps(config, architecture, dataset, compile_model=loop == "compiled")
+    serve_blocks(steps, config.hyper.batch_size, args, device)
 
 
 class Child:
@@ -261,7 +246,7 @@ def measure(arch: str, loops: list[str], args: argparse.Namespace, root: Path, f
 def summarise(arch: str, rounds: list[dict[str, float]], warmups: dict[str, float], convzoo: dict,
               args: argparse.Namespace) -> dict:
     """One row: each loop's median examples/sec and block range, and the medians of each round's ratios."""
-    config = seed_config(arch, args)
+    config, architecture, _ = seed_run(arch, args)
     row = {"arch": arch, "input_size": config.resize, "batch_size": config.hyper.batch_size,
            "precision": convzoo["precision"], "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
            "convzoo_fixed_seconds": convzoo["fixed_seconds"], "rounds": rounds}
@@ -271,15 +256,16 @@ def summarise(arch: str, rounds: list[dict[str, float]], warmups: dict[str, floa
         ratios = [one["convzoo"] / one[other] for one in rounds]
         row[name], row[f"{name}_range"] = statistics.median(ratios), [min(ratios), max(ratios)]
     if "compiled" in rounds[0]:
-        row.update(compile_verdict(config, row, warmups["compiled"], args.warmup))
+        row.update(compile_verdict(config, architecture, row, warmups["compiled"], args.warmup))
     return row
 
 
-def compile_verdict(config: TrainConfig, row: dict, warmup_seconds: float, warmup_steps: int) -> dict:
+def compile_verdict(config: TrainConfig, arch: Architecture, row: dict, warmup_seconds: float,
+                    warmup_steps: int) -> dict:
     """torch.compile's one-off cost, and what it would save (negative: lose) over a whole seed-recipe run."""
     batch = config.hyper.batch_size
     compile_seconds = warmup_seconds - warmup_steps * batch / row["bare"]
-    seed = get_registry().get_architecture(config.arch).recipes["seed"]
+    seed = arch.recipes["seed"]
     seed_steps = seed.epochs * math.ceil(TRAIN_EXAMPLES / seed.batch_size)
     saved = seed_steps * (batch / row["bare"] - batch / row["compiled"]) - compile_seconds
     return {"compile_seconds": compile_seconds, "compile_net_seconds_saved_in_seed_run": saved}

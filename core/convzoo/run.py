@@ -10,6 +10,7 @@ import torch
 
 from convzoo import tracking
 from convzoo.config import AUTO_RECIPE, TrainConfig
+from convzoo.data import ImageSplits
 from convzoo.devices import resolve_device, resolve_precision
 from convzoo.memory import keep_freed_memory
 from convzoo.observers import RunContext, notify
@@ -29,22 +30,38 @@ class TrainResult:
     model: torch.nn.Module
 
 
+def prepare_device(config: TrainConfig) -> tuple[torch.device, str]:
+    """The run's device and precision, with this process set up to train there (freed memory kept on a CPU)."""
+    device = resolve_device(config.device)
+    if device.type == "cpu":
+        keep_freed_memory()
+    return device, resolve_precision(config.precision, device)
+
+
+def build_model(config: TrainConfig, arch: Architecture, dataset: Dataset, device: torch.device) -> torch.nn.Module:
+    """The run's network, seeded, on ``device`` in the run's memory format."""
+    torch.manual_seed(config.seed)
+    model = arch.create(dataset.in_channels, dataset.num_classes, input_size=config.resize, **config.options)
+    return model.to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
+
+
+def make_loaders(config: TrainConfig, splits: ImageSplits, device: torch.device) -> tuple[BatchLoader, BatchLoader]:
+    """The run's training and test batches."""
+    loader = functools.partial(BatchLoader, batch_size=config.hyper.batch_size, size=config.resize, device=device,
+                               seed=config.seed, channels_last=config.channels_last)
+    train = loader(splits.train_images, splits.train_labels, shuffle=True, augment=config.hyper.augment,
+                   limit_batches=config.limit_train_batches)
+    test = loader(splits.test_images, splits.test_labels, shuffle=False, limit_batches=config.limit_eval_batches)
+    return train, test
+
+
 def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experiment: str | None = None,
           echo: Callable[[str], None] = print, pm: pluggy.PluginManager | None = None) -> TrainResult:
     """Train ``arch`` on ``dataset`` as ``config`` says, tracked in one MLflow run; ``pm`` supplies the observers."""
-    device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    if device.type == "cpu":
-        keep_freed_memory()
+    device, precision = prepare_device(config)
     splits = resolve(dataset.load)(config.data_dir)
-    torch.manual_seed(config.seed)
-    model = arch.create(dataset.in_channels, dataset.num_classes, input_size=config.resize, **config.options)
-    model = model.to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
-    loader = functools.partial(BatchLoader, batch_size=config.hyper.batch_size, size=config.resize, device=device,
-                               seed=config.seed, channels_last=config.channels_last)
-    train_loader = loader(splits.train_images, splits.train_labels, shuffle=True, augment=config.hyper.augment,
-                          limit_batches=config.limit_train_batches)
-    test_loader = loader(splits.test_images, splits.test_labels, shuffle=False, limit_batches=config.limit_eval_batches)
+    model = build_model(config, arch, dataset, device)
+    train_loader, test_loader = make_loaders(config, splits, device)
     if config.recipe == AUTO_RECIPE:
         why = ("a GPU is available" if device.type == "cuda"
                else "no GPU: the seed recipe takes hours on a CPU; --recipe seed forces it")
