@@ -33,9 +33,10 @@ class TrainResult:
 def prepare_device(config: TrainConfig) -> tuple[torch.device, str]:
     """The run's device and precision, with this process set up to train there (freed memory kept on a CPU)."""
     device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)  # bad input fails before the process is changed
     if device.type == "cpu":
         keep_freed_memory()
-    return device, resolve_precision(config.precision, device)
+    return device, precision
 
 
 def build_model(config: TrainConfig, arch: Architecture, dataset: Dataset, device: torch.device) -> torch.nn.Module:
