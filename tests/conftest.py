@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import types
 from pathlib import Path
 
@@ -150,6 +151,15 @@ def run_convzoo(plugin_sites):
         return subprocess.run([sys.executable, "-m", "convzoo", *args], capture_output=True, text=True, env=environment)
 
     return run
+
+
+@pytest.fixture
+def private_tempdir(tmp_path, monkeypatch):
+    """An empty folder as this process's temp dir during the test, to check what is left in it."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ def splits():
 
 
 @pytest.mark.parametrize("name", list_architectures())
-def test_every_architecture_exports_with_parity_on_the_whole_test_set(name, short_run, splits):
+def test_every_architecture_exports_with_parity_on_the_whole_test_set(name, short_run, splits, tmp_path):
     config, result, lines = short_run(name)
     run = mlflow.MlflowClient().get_run(result.run_id)
     assert run.data.tags["parity"] == "passed"
@@ -48,7 +48,7 @@ def test_every_architecture_exports_with_parity_on_the_whole_test_set(name, shor
         assert metrics[key] > 0
     assert any(line.startswith("onnx parity passed on 10000 test images") for line in lines)
 
-    pyfunc = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/onnx-model")
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/onnx-model", dst_path=str(tmp_path))
     images = resize(splits.test_images[:8].float().div(255), config.resize).contiguous()
     onnx_classes = np.asarray(pyfunc.predict(images.numpy())["logits"]).argmax(1)
     with torch.no_grad():
@@ -87,10 +87,12 @@ def _write_pngs(splits, folder, count):
     return paths
 
 
-def test_predict_classifies_png_files_of_real_test_images(trained_vgg, in_session_store, splits, tmp_path):
+def test_predict_classifies_png_files_of_real_test_images(trained_vgg, in_session_store, splits, tmp_path,
+                                                         private_tempdir):
     paths = _write_pngs(splits, tmp_path, 20)
     result = CliRunner().invoke(cli, ["predict", "--run-id", trained_vgg.run_id, "--top", "1", *paths])
     assert result.exit_code == 0, result.output
+    assert list(private_tempdir.iterdir()) == []  # the downloaded model is not left behind
     # each line: "PATH: CLASS PROBABILITY"
     predicted = [line.split(": ", 1)[1].rsplit(" ", 1)[0] for line in result.output.splitlines()]
     labels = [CLASS_NAMES[label] for label in splits.test_labels[:20].tolist()]
@@ -113,15 +115,17 @@ def test_predict_rejects_files_that_are_not_images(trained_vgg, in_session_store
     assert missing.exit_code == 1 and missing.output == f"Error: no such file: {tmp_path / 'nope.png'}\n"
 
 
-def test_export_command_quantizes_to_int8_with_its_own_report(trained_vgg, in_session_store):
+def test_export_command_quantizes_to_int8_with_its_own_report(trained_vgg, in_session_store, private_tempdir,
+                                                             tmp_path):
     result = CliRunner().invoke(cli, ["export", "--run-id", trained_vgg.run_id, "--quantize", "int8"])
     assert result.exit_code == 0, result.output
+    assert list(private_tempdir.iterdir()) == []  # neither the downloaded model nor the ONNX files are left behind
     run = mlflow.MlflowClient().get_run(trained_vgg.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["parity"] == "passed"
     metrics = run.data.metrics
     assert metrics["int8_top1_agreement"] > 0.9 and abs(metrics["int8_test_acc_drop"]) < 0.05
     assert metrics["int8_images_per_sec_b64"] > 0 and metrics["int8_speedup_b64"] > 0
-    int8 = mlflow.pyfunc.load_model(f"runs:/{trained_vgg.run_id}/onnx-int8-model")
+    int8 = mlflow.pyfunc.load_model(f"runs:/{trained_vgg.run_id}/onnx-int8-model", dst_path=str(tmp_path))
     size = trained_vgg.size
     assert np.asarray(int8.predict(np.zeros((2, 1, size, size), np.float32))["logits"]).shape == (2, 10)
 

@@ -28,7 +28,7 @@ def sample_images():
 
 
 @pytest.mark.parametrize("name", list_architectures())
-def test_short_training_run_is_fully_tracked(name, short_run, sample_images):
+def test_short_training_run_is_fully_tracked(name, short_run, sample_images, tmp_path):
     config, result, lines = short_run(name)
     client = mlflow.MlflowClient()
     run = client.get_run(result.run_id)
@@ -53,7 +53,7 @@ def test_short_training_run_is_fully_tracked(name, short_run, sample_images):
     assert {a.path for a in client.list_artifacts(result.run_id, "plots")} == PLOTS
     assert mlflow.artifacts.load_dict(f"runs:/{result.run_id}/config.json")["arch"] == name
 
-    loaded = mlflow.pytorch.load_model(f"runs:/{result.run_id}/model")
+    loaded = mlflow.pytorch.load_model(f"runs:/{result.run_id}/model", dst_path=str(tmp_path))
     images = resize(sample_images, config.resize)
     trained = result.model.cpu().float().to(memory_format=torch.contiguous_format).eval()
     with torch.no_grad():

@@ -37,6 +37,7 @@ def load_run_model(run_id: str):
     import mlflow.onnx
     import onnxruntime
 
+    from convzoo.artifacts import load_logged_model
     from convzoo.plugins import get_registry
     from convzoo.publish import ONNX_MODEL
 
@@ -46,7 +47,7 @@ def load_run_model(run_id: str):
         raise ConvzooError(f"no run {run_id!r} in the tracking store {mlflow.get_tracking_uri()}") from None
     if run.data.tags.get("parity") != "passed":
         raise ConvzooError(f"run {run_id} has no verified ONNX model (parity: {run.data.tags.get('parity', 'not run')})")
-    model = mlflow.onnx.load_model(f"runs:/{run_id}/{ONNX_MODEL}")
+    model = load_logged_model(mlflow.onnx.load_model, f"runs:/{run_id}/{ONNX_MODEL}")
     session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return session, int(run.data.params["resize"]), get_registry().get_dataset(run.data.params["dataset"])
 

@@ -79,6 +79,7 @@ def export_run(run_id: str, *, quantize: str | None = None, register_as: str | N
     """Export the PyTorch model of an existing run into that run; its status stays as it was."""
     import mlflow.pytorch
 
+    from convzoo.artifacts import load_logged_model
     from convzoo.errors import ConvzooError
     from convzoo.plugins import get_registry
     from convzoo.registry import resolve
@@ -91,7 +92,7 @@ def export_run(run_id: str, *, quantize: str | None = None, register_as: str | N
     if "resize" not in params or "dataset" not in params:
         raise ConvzooError(f"run {run_id} was not made by convzoo train (it has no resize/dataset params)")
     dataset = get_registry().get_dataset(params["dataset"])
-    model = mlflow.pytorch.load_model(f"runs:/{run_id}/model")
+    model = load_logged_model(mlflow.pytorch.load_model, f"runs:/{run_id}/model")
     splits = resolve(dataset.load)(data_dir)
     mlflow.start_run(run_id=run_id)
     try:
