@@ -151,12 +151,13 @@ def _post(url, payload):
         return error.code, json.loads(error.read())
 
 
-def test_mlflow_models_serve_answers_with_the_right_class(trained_vgg, in_session_store, splits):
+def test_mlflow_models_serve_answers_with_the_right_class(trained_vgg, in_session_store, splits, tmp_path):
     port = _free_port()
     server = subprocess.Popen(
         [str(BIN / "mlflow"), "models", "serve", "-m", f"runs:/{trained_vgg.run_id}/onnx-model", "--env-manager",
          "local", "--host", "127.0.0.1", "--port", str(port)],
-        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
+        # the server downloads the model into a temp folder that outlives it: keep that in the test's folder
+        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "TMPDIR": str(tmp_path)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
