@@ -53,8 +53,7 @@ def main() -> None:
     parser.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: where convzoo looks)")
     parser.add_argument("--json", type=Path, default=report.RESULTS_DIR / "inference.json")
     args = parser.parse_args()
-    if args.repeats < 1:
-        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    report.require_at_least_one(parser, args, "repeats")
     args.arch = report.architectures(parser, args.arch, args.recipe)
     logging.getLogger("onnxruntime").setLevel(logging.WARNING)
     info = {**report.machine(), "onnxruntime": onnxruntime.__version__}

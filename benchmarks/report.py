@@ -31,6 +31,14 @@ def architectures(parser: argparse.ArgumentParser, requested: Sequence[str] | No
     return list(requested or SEED_ARCHS)
 
 
+def require_at_least_one(parser: argparse.ArgumentParser, args: argparse.Namespace, *names: str) -> None:
+    """A usage error for the first of the options ``names`` whose value is below 1."""
+    for name in names:
+        value = getattr(args, name)
+        if value < 1:
+            parser.error(f"--{name} must be at least 1, got {value}")
+
+
 def cpu_model() -> str:
     """The CPU's model name as /proc/cpuinfo gives it (or what the platform module knows)."""
     try:

@@ -39,8 +39,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each command (default 5)")
     parser.add_argument("--json", type=Path, default=report.RESULTS_DIR / "startup.json")
     args = parser.parse_args()
-    if args.repeats < 1:
-        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    report.require_at_least_one(parser, args, "repeats")
     convzoo = shutil.which("convzoo", path=str(Path(sys.executable).parent)) or shutil.which("convzoo")
     if convzoo is None:
         sys.exit("error: the convzoo command is not installed next to this Python or on PATH; run `make install`")

@@ -311,9 +311,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--serve", choices=[*LOOPS, "compiled"], help=argparse.SUPPRESS)
     parser.add_argument("--torchvision-root", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    for name in ("steps", "warmup", "repeats"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    report.require_at_least_one(parser, args, "steps", "warmup", "repeats")
     args.arch = report.architectures(parser, args.arch, "seed")
     return args
 
