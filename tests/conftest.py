@@ -9,9 +9,12 @@ import types
 from pathlib import Path
 
 import pytest
+from helpers import MlflowServer
 
 from convzoo import plugins
 from convzoo.scaffold import PYPROJECT
+
+BIN = Path(sys.executable).parent
 
 TINY_PLUGIN = '''
 from convzoo import hookimpl
@@ -84,11 +87,43 @@ def register_architecture(register):
     register(name="never-seen", build=print, description="never registered", input_size=1)
 '''
 
+SLOW_PLUGIN = '''
+from convzoo import hookimpl
+
+
+def build(in_channels, num_classes, *, input_size, delay):
+    """Conv, dropout and a fixed pause per training step: a kill can land mid-epoch at a known pace."""
+    import time
+
+    from torch import nn
+
+    class SlowNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
+                                        nn.Flatten(), nn.Dropout(0.5), nn.Linear(128, num_classes))
+
+        def forward(self, x):
+            if self.training:
+                time.sleep(delay)
+            return self.layers(x)
+
+    return SlowNet()
+
+
+@hookimpl
+def register_architectures(register):
+    register(name="slownet", build=build, description="A small network that pauses on every training step",
+             input_size=28, options={"delay": 0.05},
+             recipes={"seed": {"epochs": 2, "batch_size": 32, "lr": 0.01, "augment": True}})
+'''
+
 TEST_PLUGINS = {
     "convzoo-tinynet": ("convzoo_tinynet", TINY_PLUGIN),
     "convzoo-broken": ("convzoo_broken", BROKEN_PLUGIN),
     "convzoo-dup": ("convzoo_dup", DUPLICATE_PLUGIN),
     "convzoo-misspelt": ("convzoo_misspelt", MISSPELT_HOOK_PLUGIN),
+    "convzoo-slownet": ("convzoo_slownet", SLOW_PLUGIN),
 }
 
 
@@ -226,3 +261,33 @@ def trained_vgg(session_store):
                                                limit_train_batches=300)
         result = train(config, arch, dataset, echo=lambda line: None)
         return types.SimpleNamespace(run_id=result.run_id, model=result.model, size=config.resize)
+
+
+@pytest.fixture
+def store(tmp_path, plugin_sites, monkeypatch):
+    """A new SQLite store, a checkpoint folder, the slownet plugin and fast heartbeats, for processes and this one."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    settings = {"MLFLOW_TRACKING_URI": uri, "CONVZOO_CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
+                "CONVZOO_HEARTBEAT_SECONDS": "0.5", "CONVZOO_STALE_AFTER_SECONDS": "3"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVZOO_")}
+    env.update(settings, PYTHONPATH=str(plugin_sites["convzoo-slownet"]), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    return types.SimpleNamespace(uri=uri, env=env, folder=tmp_path, checkpoints=tmp_path / "checkpoints")
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """``mlflow_server(auth=False)``: a started server, stopped (whole process group) after the test."""
+    servers = []
+
+    def make(auth: bool = False) -> MlflowServer:
+        folder = tmp_path / f"server-{len(servers)}"
+        folder.mkdir()
+        servers.append(MlflowServer(folder, auth))
+        servers[-1].start()
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.stop()

@@ -1,5 +1,4 @@
 """Every hook is documented and tested (datasette's meta-tests), and observer hooks are isolated."""
-import logging
 import re
 from pathlib import Path
 
@@ -100,30 +99,73 @@ def observed():
 RUN = RunContext(arch="alexnet", dataset="fashion-mnist", config={"epochs": 1}, device="cpu")
 
 
-def test_hook_on_run_start(observed, caplog):
+def test_hook_on_run_start(observed, capsys):
     pm, recorder = observed
     notify(pm, "on_run_start", run=RUN)
     assert recorder.calls == [("on_run_start", "alexnet")]
-    assert "plugin faulty failed in on_run_start: RuntimeError: observer bug (the run goes on)" in caplog.text
+    assert capsys.readouterr().err == (
+        "convzoo: plugin faulty failed in on_run_start: RuntimeError: observer bug (the run goes on)\n")
 
 
-def test_hook_on_epoch_end(observed, caplog):
+def test_hook_on_epoch_end(observed, capsys):
     pm, recorder = observed
-    with caplog.at_level(logging.WARNING, logger="convzoo"):
-        notify(pm, "on_epoch_end", run=RUN, epoch=1, metrics={"test_acc": 0.5})
+    failures = notify(pm, "on_epoch_end", run=RUN, epoch=1, metrics={"test_acc": 0.5})
     assert recorder.calls == [("on_epoch_end", 1, 0.5)]
-    assert "failed in on_epoch_end" in caplog.text
+    assert failures == ["plugin faulty failed in on_epoch_end: RuntimeError: observer bug"]
+    assert "failed in on_epoch_end" in capsys.readouterr().err
 
 
-def test_hook_on_run_end(observed, caplog):
+def test_hook_on_run_end(observed, capsys):
     pm, recorder = observed
     notify(pm, "on_run_end", run=RUN, status="FINISHED")
     assert recorder.calls == [("on_run_end", "FINISHED")]
-    assert "failed in on_run_end" in caplog.text
+    assert "failed in on_run_end" in capsys.readouterr().err
 
 
-def test_hook_on_exception(observed, caplog):
+def test_hook_on_exception(observed, capsys):
     pm, recorder = observed
     notify(pm, "on_exception", run=RUN, error=KeyboardInterrupt())
     assert recorder.calls == [("on_exception", "KeyboardInterrupt")]
-    assert "failed in on_exception" in caplog.text
+    assert "failed in on_exception" in capsys.readouterr().err
+
+
+def test_observers_after_a_failing_one_still_run_once(capsys):
+    """pluggy calls the last registered first: the recorder registered before the faulty one runs after it."""
+    pm, _ = load()
+    first, last = Recorder(), Recorder()
+    pm.register(first, name="first")
+    pm.register(Faulty(), name="faulty")
+    pm.register(last, name="last")
+    notify(pm, "on_epoch_end", run=RUN, epoch=3, metrics={"test_acc": 0.25})
+    assert first.calls == last.calls == [("on_epoch_end", 3, 0.25)]
+
+
+class Wrapper:
+    """A ``wrapper=True`` hookimpl: pluggy runs it around the other implementations."""
+
+    def __init__(self):
+        self.calls = []
+
+    @hookimpl(wrapper=True)
+    def on_epoch_end(self, epoch):
+        self.calls.append(("before", epoch))
+        result = yield
+        self.calls.append(("after", epoch))
+        return result
+
+
+def test_wrapper_hookimpls_wrap_the_observers():
+    pm, _ = load()
+    recorder, wrapper = Recorder(), Wrapper()
+    pm.register(recorder, name="recorder")
+    pm.register(wrapper, name="wrapper")
+    notify(pm, "on_epoch_end", run=RUN, epoch=2, metrics={"test_acc": 0.5})
+    assert wrapper.calls == [("before", 2), ("after", 2)]
+    assert recorder.calls == [("on_epoch_end", 2, 0.5)]
+
+
+def test_strict_mode_raises_an_observers_error(observed, monkeypatch):
+    pm, _ = observed
+    monkeypatch.setenv("CONVZOO_STRICT_PLUGINS", "1")
+    with pytest.raises(RuntimeError, match="observer bug"):
+        notify(pm, "on_run_start", run=RUN)

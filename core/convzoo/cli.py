@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import asdict
@@ -9,6 +10,7 @@ from dataclasses import asdict
 import click
 
 from convzoo import __version__
+from convzoo.config import DEFAULT_CHECKPOINT_EVERY
 from convzoo.errors import ConvzooError
 from convzoo.plugins import get_registry
 from convzoo.tables import format_table
@@ -124,6 +126,15 @@ HYPERPARAMETERS = [
 ]
 
 
+checkpoint_options = [
+    click.option(*_dashed("checkpoint_every"), "checkpoint_every", type=int, default=DEFAULT_CHECKPOINT_EVERY,
+                 show_default=True, help="Also checkpoint every N training steps within an epoch (0: only after "
+                                         "each epoch)."),
+    click.option(*_dashed("checkpoint_dir"), "checkpoint_dir", default=None,
+                 help="Folder for local checkpoints (default: $CONVZOO_CHECKPOINT_DIR or ./checkpoints)."),
+]
+
+
 def training_options(command):
     """The options of one training run, shared by ``train`` and ``compare``."""
     options = [
@@ -151,13 +162,14 @@ def training_options(command):
                      help="Also register the ONNX model in the MLflow model registry under this name."),
         click.option("--experiment", default=None,
                      help="MLflow experiment name (not under `mlflow run`: use its --experiment-name)."),
+        *checkpoint_options,
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _train_one(arch: str, settings: dict, experiment: str | None = None):
+def _train_one(arch: str, settings: dict, experiment: str | None = None, callbacks=()):
     """Validate everything, then train ``arch`` in one MLflow run (a child when a run is active)."""
     from convzoo.config import resolve_config
     from convzoo.devices import resolve_device, resolve_precision
@@ -171,7 +183,62 @@ def _train_one(arch: str, settings: dict, experiment: str | None = None):
     config, architecture, data = resolve_config(get_registry(), arch, recipe=recipe, dataset=dataset,
                                                 on_gpu=device.type == "cuda", overrides=hyper,
                                                 options=_parse_options(options), **settings)
-    return run_training(config, architecture, data, experiment=experiment, echo=_echo_now)
+    return run_training(config, architecture, data, experiment=experiment, echo=_echo_now, callbacks=callbacks)
+
+
+def _resume_one(run_id: str, requested: dict):
+    """Continue ``run_id`` from its checkpoint with the settings the user gave (``requested``)."""
+    from convzoo.resume import prepare
+    from convzoo.run import train as run_training
+    from convzoo.store import check_tracking_store
+    from convzoo.tracking import point_mlflow_run_shell_to
+
+    check_tracking_store()
+    config, architecture, data, resume = prepare(get_registry(), run_id, requested)
+    point_mlflow_run_shell_to(run_id)
+    return lambda callbacks: run_training(config, architecture, data, echo=_echo_now, callbacks=callbacks,
+                                          resume=resume)
+
+
+def _given(ctx: click.Context, values: dict) -> dict:
+    """The settings the user gave explicitly (on the command line or through ``mlflow run``)."""
+    from click.core import ParameterSource
+
+    given = {name: value for name, value in values.items()
+             if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+    if "options" in given:
+        given["options"] = _parse_options(given["options"])
+    return given
+
+
+def _train_until_stopped(start) -> None:
+    """Run ``start(callbacks)`` with SIGTERM/SIGINT/SIGHUP turned into a checkpointed stop; say how to resume."""
+    from convzoo.signals import StopOnSignal, exit_code, stop_with_parent
+    from convzoo.tracking import inside_mlflow_run
+    from convzoo.trainer import StopRequested
+
+    if inside_mlflow_run():
+        stop_with_parent()  # `mlflow run` dies on SIGTERM without passing it on
+    stop = StopOnSignal()
+    run_id = None
+    with stop.installed():
+        try:
+            result = start([stop])
+        except StopRequested as stopped:
+            import mlflow
+
+            last = mlflow.last_active_run()
+            run_id = last.info.run_id if last else None
+            where = f"run {run_id} ended KILLED" if run_id else "no run was started"
+            hint = f"; continue it with: convzoo resume {run_id}" if run_id else ""
+            _echo_now(f"stopped by {stopped.signal_name}: {where}, checkpoint saved{hint}")
+            raise click.exceptions.Exit(exit_code(stopped.signum)) from None
+        except KeyboardInterrupt:
+            _echo_now("interrupted at once: the run ended KILLED at its last checkpoint")
+            raise click.exceptions.Exit(exit_code(2)) from None
+    final = result.history[-1]
+    click.echo(f"run {result.run_id}: {result.arch} test acc {final.test_acc:.4f} after {len(result.history)} "
+               f"epoch(s) on {result.device} ({result.precision})")
 
 
 def _refuse_experiment_under_mlflow_run(experiment: str | None) -> None:
@@ -182,15 +249,37 @@ def _refuse_experiment_under_mlflow_run(experiment: str | None) -> None:
 
 
 @cli.command()
-@click.argument("arch")
+@click.argument("arch", required=False)
 @training_options
-def train(arch: str, experiment: str | None, **settings) -> None:
+@click.option("--resume", "resume", default=None, metavar="RUN_ID",
+              help="Continue this run from its checkpoint (ARCH may be left out).")
+@click.pass_context
+def train(ctx: click.Context, arch: str | None, experiment: str | None, resume: str | None, **settings) -> None:
     """Train ARCH, tracked in one MLflow run (the MLproject's main entry point runs this)."""
     _refuse_experiment_under_mlflow_run(experiment)
-    result = _train_one(arch, settings, experiment)
-    final = result.history[-1]
-    click.echo(f"run {result.run_id}: {arch} test acc {final.test_acc:.4f} after {len(result.history)} epoch(s) "
-               f"on {result.device} ({result.precision})")
+    if resume:
+        requested = _given(ctx, settings)
+        if arch:
+            requested["arch"] = arch
+        _train_until_stopped(_resume_one(resume, requested))
+        return
+    if not arch:
+        raise ConvzooError("missing ARCH: name an architecture (`convzoo archs` lists them), or pass --resume RUN_ID")
+    _train_until_stopped(lambda callbacks: _train_one(arch, settings, experiment, callbacks))
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--epochs", type=int, default=None, help="Train to this many epochs in all (more than the run had).")
+@click.option("--data-dir", "--data_dir", "data_dir", default=None, help="Folder with the data set's files.")
+@click.option("--export", "export", type=click.BOOL, default=None, help="Export to ONNX at the end (default: as the run).")
+@click.option(*_dashed("register_as"), "register_as", default=None, help="Register the ONNX model under this name.")
+@checkpoint_options[0]
+@checkpoint_options[1]
+@click.pass_context
+def resume(ctx: click.Context, run_id: str, **settings) -> None:
+    """Continue RUN_ID (KILLED, FAILED, STALE, or FINISHED with more --epochs) exactly where its checkpoint left it."""
+    _train_until_stopped(_resume_one(run_id, _given(ctx, settings)))
 
 
 @cli.command()
@@ -203,6 +292,7 @@ def compare(archs: str, experiment: str | None, **settings) -> None:
     Under `mlflow run --run-id PARENT` it continues that parent: finished children are not trained again.
     """
     from convzoo.compare import compare as run_comparison
+    from convzoo.store import check_tracking_store
 
     _refuse_experiment_under_mlflow_run(experiment)
     registry = get_registry()
@@ -213,6 +303,7 @@ def compare(archs: str, experiment: str | None, **settings) -> None:
     ]
     for name in names:
         registry.get_architecture(name)  # unknown names fail before any run
+    check_tracking_store()
     run_comparison(names, lambda name: _train_one(name, settings).run_id, echo=_echo_now, experiment=experiment)
 
 
@@ -247,11 +338,20 @@ def predict(run_id: str, top: int, images: tuple[str, ...]) -> None:
 @cli.command()
 @click.option("--experiment", default=None, help="Only this experiment (default: all).")
 @click.option("--sort", default=None, metavar="METRIC", help="Sort by this metric, highest first (e.g. test_acc).")
-def runs(experiment: str | None, sort: str | None) -> None:
+@click.option("--stale-after", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="A RUNNING run without a heartbeat this long is STALE (default: $CONVZOO_STALE_AFTER_SECONDS or 300).")
+@click.option("--mark-stale", is_flag=True, help="End stale runs KILLED (then `convzoo resume RUN_ID` continues one).")
+def runs(experiment: str | None, sort: str | None, stale_after: float | None, mark_stale: bool) -> None:
     """Table of convzoo runs in the tracking store (MLFLOW_TRACKING_URI or ./mlflow.db)."""
-    from convzoo.runs import COLUMNS, run_rows
+    from convzoo.runs import COLUMNS, convzoo_runs, mark_stale as end_stale, run_rows, stale_after_seconds
 
-    click.echo(format_table(COLUMNS, run_rows(experiment, sort)))
+    limit = stale_after_seconds() if stale_after is None else stale_after
+    found = convzoo_runs(experiment)
+    if mark_stale:
+        for run_id in end_stale(found, limit):
+            click.echo(f"marked stale run {run_id} KILLED; continue it with: convzoo resume {run_id}")
+        found = convzoo_runs(experiment)
+    click.echo(format_table(COLUMNS, run_rows(found, sort, limit)))
 
 
 @cli.command()
@@ -310,5 +410,13 @@ def uninstall(packages: tuple[str, ...]) -> None:
     _pip("uninstall", "--yes", *packages)
 
 
+# MLflow's client retries a server that is down for about four minutes per request; convzoo's own queue retries
+# without limit while training and waits a bounded time at the end, so each request gives up sooner.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+
+
 def main() -> None:
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)  # the user's own settings win
     cli(prog_name="convzoo")

@@ -10,6 +10,9 @@ from convzoo.recipes import Recipe
 from convzoo.registry import Architecture, Dataset, Registry
 
 AUTO_RECIPE = "auto"
+# AlexNet, the largest seed network, writes about 0.5 GB (weights and Adam's two moments) per checkpoint; see the
+# README's "When things go wrong" for the measured cost of each architecture at this interval.
+DEFAULT_CHECKPOINT_EVERY = 500
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,16 @@ class TrainConfig:
     data_dir: str | None = None
     export: bool = True
     register_as: str | None = None
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
+    checkpoint_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as plain values (what a checkpoint stores); ``from_dict`` is the inverse."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        return cls(**{**values, "hyper": Recipe(**values["hyper"])})
 
     def to_params(self) -> dict[str, Any]:
         """Flat, string-friendly hyperparameters (architecture options as ``option.NAME``)."""
@@ -77,9 +90,11 @@ def resolve_config(
     resolved_options = arch.resolve_options({**base.options, **(options or {})})
     resize = hyper.resize or arch.input_size
     arch.check_input_size(resize)
-    for name in ("limit_train_batches", "limit_eval_batches"):
+    zero_means = {"limit_train_batches": "all batches", "limit_eval_batches": "all batches",
+                  "checkpoint_every": "no mid-epoch checkpoints"}
+    for name, meaning in zero_means.items():
         if settings.get(name, 0) < 0:
-            raise ConvzooError(f"{name} must be 0 (all batches) or positive, got {settings[name]!r}")
+            raise ConvzooError(f"{name} must be 0 ({meaning}) or positive, got {settings[name]!r}")
     config = TrainConfig(arch=arch.name, dataset=data.name, recipe=recipe, recipe_resolved=chosen, hyper=hyper,
                          resize=resize, options=resolved_options, **settings)
     return config, arch, data

@@ -33,25 +33,45 @@ class BatchLoader:
     def __len__(self) -> int:
         return self.num_batches
 
-    def num_examples(self) -> int:
-        return min(len(self.images), self.num_batches * self.batch_size)
+    def __iter__(self):
+        batches = self.epoch_batches(self.epoch)
+        self.epoch += 1
+        return iter(batches)
+
+    def epoch_batches(self, epoch: int, start: int = 0, rng_state: torch.Tensor | None = None) -> EpochBatches:
+        """Epoch ``epoch``'s batches (counting from 0) from batch ``start``, the random state restored if given."""
+        return EpochBatches(self, epoch, start, rng_state)
+
+
+class EpochBatches:
+    """One epoch's batches; ``position`` and ``generator`` say exactly where it is, for a checkpoint."""
+
+    def __init__(self, loader: BatchLoader, epoch: int, start: int, rng_state: torch.Tensor | None) -> None:
+        # random numbers are drawn where the images are: a host-to-GPU copy per batch would wait for the GPU each step
+        where = loader.images.device
+        self.loader, self.position = loader, start
+        self.generator = torch.Generator(device=where).manual_seed(loader.seed * 1000003 + epoch)
+        count = len(loader.images)
+        if loader.shuffle:
+            self.order = torch.randperm(count, generator=self.generator, device=where)
+        else:
+            self.order = torch.arange(count, device=where)
+        if rng_state is not None:
+            self.generator.set_state(rng_state)
 
     def __iter__(self):
-        # random numbers are drawn where the images are: a host-to-GPU copy per batch would wait for the GPU each step
-        where = self.images.device
-        generator = torch.Generator(device=where).manual_seed(self.seed * 1000003 + self.epoch)
-        self.epoch += 1
-        count = len(self.images)
-        if self.shuffle:
-            order = torch.randperm(count, generator=generator, device=where)
-        else:
-            order = torch.arange(count, device=where)
-        for start in range(0, self.num_examples(), self.batch_size):
-            index = order[start:start + self.batch_size]
-            images = self.images[index].to(self.device, non_blocking=True).float().div_(255)
-            labels = self.labels[index].to(self.device, non_blocking=True)
-            images = augment(images, self.size, generator) if self.augment else resize(images, self.size)
-            yield images.contiguous(memory_format=self.memory_format), labels
+        loader = self.loader
+        while self.position < loader.num_batches:
+            start = self.position * loader.batch_size
+            index = self.order[start:start + loader.batch_size]
+            images = loader.images[index].to(loader.device, non_blocking=True).float().div_(255)
+            labels = loader.labels[index].to(loader.device, non_blocking=True)
+            if loader.augment:
+                images = augment(images, loader.size, self.generator)
+            else:
+                images = resize(images, loader.size)
+            self.position += 1
+            yield images.contiguous(memory_format=loader.memory_format), labels
 
 
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:

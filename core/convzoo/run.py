@@ -2,23 +2,33 @@
 from __future__ import annotations
 
 import functools
+import os
+import shutil
+import socket
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
+import mlflow
 import pluggy
 import torch
 
-from convzoo import tracking
+from convzoo import checkpoint, tracking
+from convzoo.callbacks import Callback
 from convzoo.config import AUTO_RECIPE, TrainConfig
 from convzoo.data import ImageSplits
+from convzoo.errors import ConvzooError
 from convzoo.devices import resolve_device, resolve_precision
 from convzoo.memory import keep_freed_memory
-from convzoo.observers import RunContext, notify
+from convzoo.console import ConsoleOutput
+from convzoo.observers import PluginHooks, RunContext
+from convzoo.outbox import Outbox, server_wait_seconds
 from convzoo.pipeline import BatchLoader, resize
 from convzoo.plugins import get_plugin_manager
 from convzoo.registry import Architecture, Dataset, resolve
+from convzoo.store import check_tracking_store
 from convzoo.summary import count_params
-from convzoo.trainer import EpochMetrics, fit, is_stuck_at_chance
+from convzoo.trainer import EpochMetrics, StopRequested, Trainer
 
 
 @dataclass
@@ -28,6 +38,7 @@ class TrainResult:
     device: str
     precision: str
     model: torch.nn.Module
+    arch: str
 
 
 def prepare_device(config: TrainConfig) -> tuple[torch.device, str]:
@@ -56,52 +67,94 @@ def make_loaders(config: TrainConfig, splits: ImageSplits, device: torch.device)
     return train, test
 
 
+@dataclass
+class Resume:
+    """A run to continue and the checkpoint it continues from."""
+
+    run_id: str
+    state: dict[str, Any]
+    path: str
+
+
 def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experiment: str | None = None,
-          echo: Callable[[str], None] = print, pm: pluggy.PluginManager | None = None) -> TrainResult:
-    """Train ``arch`` on ``dataset`` as ``config`` says, tracked in one MLflow run; ``pm`` supplies the observers."""
+          echo: Callable[[str], None] = print, pm: pluggy.PluginManager | None = None,
+          callbacks: Sequence[Callback] = (), resume: Resume | None = None) -> TrainResult:
+    """Train ``arch`` on ``dataset`` as ``config`` says, tracked in one MLflow run (``resume.run_id`` continued from
+    its checkpoint when given); ``pm`` supplies the observers, ``callbacks`` join the run's own."""
     device, precision = prepare_device(config)
+    if resume:
+        if resume.state["device"] != device.type:
+            raise ConvzooError(f"run {resume.run_id} was trained on {resume.state['device']}; resume it there "
+                               f"(--device {resume.state['device']}): its random state belongs to that device")
+        precision = resume.state["precision"]  # the checkpoint's precision: resuming in another is not exact
+    model = build_model(config, arch, dataset, device)  # a bad architecture option fails here, first
+    check_tracking_store()
     splits = resolve(dataset.load)(config.data_dir)
-    model = build_model(config, arch, dataset, device)
     train_loader, test_loader = make_loaders(config, splits, device)
-    if config.recipe == AUTO_RECIPE:
+    if config.recipe == AUTO_RECIPE and not resume:
         why = ("a GPU is available" if device.type == "cuda"
                else "no GPU: the seed recipe takes hours on a CPU; --recipe seed forces it")
         echo(f"recipe auto -> {config.recipe_resolved} ({why})")
 
     pm = pm or get_plugin_manager()
-    history: list[EpochMetrics] = []
-    with tracking.mlflow_run(experiment) as active:
-        context = RunContext(config.arch, config.dataset, config.to_params(), str(device), active.info.run_id)
-        tracking.log_setup(config, arch, splits, str(device), precision, count_params(model))
-        notify(pm, "on_run_start", run=context)
-        final_predictions = torch.empty(0, dtype=torch.long)
+    with tracking.mlflow_run(experiment, run_id=resume.run_id if resume else None) as active:
+        run_id = active.info.run_id
+        outbox = Outbox(echo)
 
-        def on_epoch(metrics: EpochMetrics, predictions: torch.Tensor) -> None:
-            nonlocal final_predictions
-            history.append(metrics)
-            final_predictions = predictions
-            tracking.log_epoch(metrics)
-            echo(f"epoch {metrics.epoch}, loss {metrics.train_loss:.4f}, train acc {metrics.train_acc:.3f}, "
-                 f"test acc {metrics.test_acc:.3f}, time {metrics.epoch_time:.1f} sec, "
-                 f"{metrics.examples_per_sec:.0f} examples/sec")
-            if is_stuck_at_chance(metrics, dataset.num_classes):
-                tracking.tag_stuck_at_chance()
-                echo(f"warning: {arch.name} looks stuck at chance (loss {metrics.train_loss:.3f}, train acc "
-                     f"{metrics.train_acc:.3f}); a lower learning rate (--lr) usually helps")
-            notify(pm, "on_epoch_end", run=context, epoch=metrics.epoch, metrics=metrics.as_dict())
+        def tag(key: str, value: str) -> None:
+            outbox.put(None, lambda client: client.set_tag(run_id, key, value))
 
+        hooks = PluginHooks(pm, RunContext(config.arch, config.dataset, config.to_params(), str(device), run_id),
+                            on_failure=lambda failures: tag(tracking.PLUGIN_ERRORS_TAG, "; ".join(failures)))
+        path = Path(config.checkpoint_dir or checkpoint.default_folder()).absolute() / run_id / checkpoint.FILE_NAME
+        meta = {"run_id": run_id, "config": config.to_dict(), "device": device.type, "precision": precision,
+                "host": socket.gethostname(), "pid": os.getpid()}
+        trainer = Trainer(model, train_loader, test_loader, config.hyper, precision, callbacks=[
+            checkpoint.Checkpointer(path, config.checkpoint_every, meta, upload=lambda saved: outbox.put(
+                "checkpoint", lambda client: client.log_artifact(run_id, str(saved), checkpoint.ARTIFACT_DIR))),
+            tracking.MetricsLogger(outbox, run_id), ConsoleOutput(echo),
+            tracking.StuckAtChance(arch.name, dataset.num_classes, tag, echo), hooks, *callbacks])
+        if resume:
+            trainer.load_state_dict(resume.state["trainer"])
+            tracking.log_missing_epochs(run_id, trainer.state.history)
+            echo(f"resuming run {run_id} from {resume.path}: epoch {trainer.state.epoch}, "
+                 f"step {trainer.state.step}/{len(train_loader)}")
+        else:
+            tracking.log_setup(config, arch, splits, str(device), precision, count_params(model))
         try:
-            fit(model, train_loader, test_loader, config.hyper, precision, on_epoch)
-            tracking.log_plots(history, splits, final_predictions, dataset)
-            example = resize(splits.test_images[:2].float().div(255), config.resize)  # batch 2 keeps batch dynamic
-            tracking.log_model(model, example)
-            if config.export:
-                from convzoo.publish import publish_onnx
-
-                publish_onnx(model, splits, dataset, config.resize, register_as=config.register_as, echo=echo)
+            with tracking.Heartbeat(outbox, run_id, tracking.heartbeat_seconds()):
+                trainer.fit()
+                wait_for_server(outbox, run_id, path)
+                finish(trainer, config, splits, dataset, echo)
         except BaseException as error:
-            notify(pm, "on_exception", run=context, error=error)
-            notify(pm, "on_run_end", run=context, status="KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+            status = "KILLED" if isinstance(error, (KeyboardInterrupt, StopRequested)) else "FAILED"
+            hooks.call("on_exception", error=error)
+            hooks.call("on_run_end", status=status)
+            if not isinstance(error, tracking.TrackingUnavailable):
+                outbox.flush(server_wait_seconds())  # the last metrics and checkpoint, before the run ends
             raise
-        notify(pm, "on_run_end", run=context, status="FINISHED")
-    return TrainResult(active.info.run_id, history, str(device), precision, model)
+        hooks.call("on_run_end", status="FINISHED")
+        wait_for_server(outbox, run_id, path)
+        shutil.rmtree(path.parent, ignore_errors=True)  # the run has it as checkpoints/last.pt
+    return TrainResult(run_id, trainer.state.history, str(device), precision, model, arch.name)
+
+
+def wait_for_server(outbox: Outbox, run_id: str, path: Path) -> None:
+    """Everything the run queued reaches the store, or a one-line error says where the checkpoint is."""
+    wait = server_wait_seconds()
+    if not outbox.flush(wait):
+        raise tracking.TrackingUnavailable(
+            f"the tracking server at {mlflow.get_tracking_uri()} is still unreachable after {wait:.0f} s: run "
+            f"{run_id} kept training, and its checkpoint is {path}; once the server is back: convzoo resume {run_id}")
+
+
+def finish(trainer: Trainer, config: TrainConfig, splits: ImageSplits, dataset: Dataset,
+           echo: Callable[[str], None]) -> None:
+    """Plots, the PyTorch model and, unless turned off, the ONNX export with its parity check."""
+    tracking.log_plots(trainer.state.history, splits, trainer.state.predictions, dataset)
+    example = resize(splits.test_images[:2].float().div(255), config.resize)  # batch 2 keeps batch dynamic
+    tracking.log_model(trainer.model, example)
+    if config.export:
+        from convzoo.publish import publish_onnx
+
+        publish_onnx(trainer.model, splits, dataset, config.resize, register_as=config.register_as, echo=echo)

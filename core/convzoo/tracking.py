@@ -6,33 +6,58 @@ import copy
 import dataclasses
 import json
 import os
+import threading
+import time
 import warnings
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import mlflow
 import mlflow.pytorch
 import torch
+from mlflow.entities import Metric
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from torch import nn
 
+from convzoo.callbacks import Callback
 from convzoo.config import TrainConfig
 from convzoo.data import ImageSplits
+from convzoo.errors import ConvzooError
+from convzoo.outbox import Outbox
 from convzoo.registry import Architecture, Dataset
-from convzoo.trainer import EpochMetrics
+from convzoo.runs import HEARTBEAT_TAG
+from convzoo.store import credentials_error, refused, set_experiment
+from convzoo.trainer import EpochMetrics, StopRequested, is_stuck_at_chance
+
+STUCK_TAG = "convzoo.stuck_at_chance"
+PLUGIN_ERRORS_TAG = "convzoo.plugin_errors"
+RESUMED_TAG = "convzoo.resumed_run"
+DEFAULT_HEARTBEAT_SECONDS = 30
 
 
 @contextlib.contextmanager
-def mlflow_run(experiment: str | None = None):
-    """Start (or, under ``mlflow run``, resume) a run with system metrics; end it with the right status.
+def mlflow_run(experiment: str | None = None, run_id: str | None = None):
+    """Start a run (or, under ``mlflow run`` or given ``run_id``, continue one) with system metrics; end it with the
+    right status: ``KILLED`` for Ctrl-C and stop requests, ``FAILED`` for errors.
 
     Inside an active run (``convzoo compare``) the new run is its child, which the MLflow UI nests.
     """
-    if experiment:
-        mlflow.set_experiment(experiment)
-    run = mlflow.start_run(log_system_metrics=True, nested=mlflow.active_run() is not None)
+    try:
+        if experiment:
+            set_experiment(experiment)
+        run = mlflow.start_run(run_id=run_id, log_system_metrics=True, nested=mlflow.active_run() is not None)
+    except MlflowException as error:
+        status = refused(error)
+        if status:
+            raise credentials_error(mlflow.get_tracking_uri(), status) from None
+        raise
     try:
         yield run
-    except KeyboardInterrupt:
+    except TrackingUnavailable:
+        with contextlib.suppress(Exception):  # the server is away: the run stays RUNNING there, and goes STALE
+            mlflow.end_run("KILLED")
+        raise
+    except (KeyboardInterrupt, StopRequested):
         mlflow.end_run("KILLED")
         raise
     except BaseException:
@@ -41,9 +66,25 @@ def mlflow_run(experiment: str | None = None):
     mlflow.end_run("FINISHED")
 
 
+class TrackingUnavailable(ConvzooError):
+    """The tracking server stayed away longer than the run waits for it."""
+
+
 def inside_mlflow_run() -> bool:
     """Whether ``mlflow run`` started this process (it created the run and logged its ``-P`` values)."""
     return bool(os.environ.get("MLFLOW_RUN_ID"))
+
+
+def point_mlflow_run_shell_to(resumed_run_id: str) -> None:
+    """Under ``mlflow run -P resume=RUN``, MLflow made a new, empty run before convzoo started; training continues in
+    RUN, so the new one only says where its work went (tag and note). It stays active: ``mlflow run`` sets its status
+    when the command ends and fails on a deleted run."""
+    shell = os.environ.pop("MLFLOW_RUN_ID", None)
+    if shell and shell != resumed_run_id:
+        client = mlflow.MlflowClient()
+        client.set_tag(shell, RESUMED_TAG, resumed_run_id)
+        client.set_tag(shell, "mlflow.note.content", f"`mlflow run` made this run before convzoo started; the "
+                                                     f"training it asked for continued in run {resumed_run_id}.")
 
 
 def log_setup(config: TrainConfig, arch: Architecture, splits: ImageSplits, device: str, precision: str,
@@ -67,8 +108,70 @@ def log_epoch(metrics: EpochMetrics) -> None:
     mlflow.log_metrics(metrics.as_dict(), step=metrics.epoch)
 
 
-def tag_stuck_at_chance() -> None:
-    mlflow.set_tag("convzoo.stuck_at_chance", "true")
+def log_missing_epochs(run_id: str, history: list[EpochMetrics]) -> None:
+    """Log the epochs a checkpoint has that the run's metrics lack (the process died between the two)."""
+    logged = {metric.step for metric in mlflow.MlflowClient().get_metric_history(run_id, "train_loss")}
+    for metrics in history:
+        if metrics.epoch not in logged:
+            log_epoch(metrics)
+
+
+def heartbeat_seconds() -> float:
+    """How often a training process says it is alive (``CONVZOO_HEARTBEAT_SECONDS``, default 30)."""
+    return float(os.environ.get("CONVZOO_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_SECONDS))
+
+
+class Heartbeat:
+    """Queues the run's ``convzoo.heartbeat`` tag (Unix time) every few seconds from a background thread.
+
+    A tag, not MLflow's system metrics: those can be switched off, and reading their latest time needs one metric
+    history query per run, where the tag comes with every run ``search_runs`` returns.
+    """
+
+    def __init__(self, outbox: Outbox, run_id: str, interval: float) -> None:
+        self.outbox, self.run_id, self.interval = outbox, run_id, interval
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="convzoo-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while True:
+            beat = f"{time.time():.0f}"
+            self.outbox.put(HEARTBEAT_TAG, lambda client: client.set_tag(self.run_id, HEARTBEAT_TAG, beat))
+            if self.stopped.wait(self.interval):
+                return
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+
+
+class MetricsLogger(Callback):
+    """Queues each epoch's metrics at step = epoch."""
+
+    def __init__(self, outbox: Outbox, run_id: str) -> None:
+        self.outbox, self.run_id = outbox, run_id
+
+    def on_epoch_end(self, trainer, metrics: EpochMetrics) -> None:
+        now = int(time.time() * 1000)
+        batch = [Metric(key, value, now, metrics.epoch) for key, value in metrics.as_dict().items()]
+        self.outbox.put(None, lambda client: client.log_batch(self.run_id, metrics=batch))
+
+
+class StuckAtChance(Callback):
+    """Warns and tags the run when the loss sits at ln(classes) with chance accuracy (NiN's known failure)."""
+
+    def __init__(self, arch: str, num_classes: int, tag: Callable[[str, str], None],
+                 echo: Callable[[str], None]) -> None:
+        self.arch, self.num_classes, self.tag, self.echo = arch, num_classes, tag, echo
+
+    def on_epoch_end(self, trainer, metrics: EpochMetrics) -> None:
+        if is_stuck_at_chance(metrics, self.num_classes):
+            self.tag(STUCK_TAG, "true")
+            self.echo(f"warning: {self.arch} looks stuck at chance (loss {metrics.train_loss:.3f}, train acc "
+                      f"{metrics.train_acc:.3f}); a lower learning rate (--lr) usually helps")
 
 
 def log_plots(history: list[EpochMetrics], splits: ImageSplits, predictions: torch.Tensor, dataset: Dataset) -> None:

@@ -1,22 +1,24 @@
 """The training loop: ``train_ch5``'s per-epoch loss, train and test accuracy, and time, done efficiently.
 
 Loss and accuracy are summed on the device and read once per epoch (and when the progress bar redraws), so the loop
-never waits for the device on every step.
+never waits for the device on every step. Everything else (tracking, checkpoints, console, hooks) is a callback.
+Its whole state, RNGs included, is ``Trainer.state_dict()``: loading it continues training bit for bit.
 """
 from __future__ import annotations
 
 import contextlib
 import math
+import random
 import time
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convzoo.pipeline import BatchLoader
-from convzoo.progress import Progress
+from convzoo.callbacks import Callback, CallbackList
+from convzoo.pipeline import BatchLoader, EpochBatches
 from convzoo.recipes import Recipe
 
 
@@ -33,6 +35,45 @@ class EpochMetrics:
 
     def as_dict(self) -> dict[str, float]:
         return {k: v for k, v in self.__dict__.items() if k != "epoch"}
+
+
+class StopRequested(Exception):
+    """Raised between steps when the run was asked to stop (a signal); the state is consistent."""
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(f"stopped by {name}")
+        self.signum, self.signal_name = signum, name
+
+
+@dataclass
+class LoopState:
+    """Where training is: the epoch in progress (from 1), steps done in it, its running sums, and the history."""
+
+    epoch: int = 1
+    step: int = 0
+    loss_sum: torch.Tensor | None = None
+    correct: torch.Tensor | None = None
+    seen: int = 0
+    seconds: float = 0.0
+    train_seconds: float = 0.0
+    history: list[EpochMetrics] = field(default_factory=list)
+    predictions: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+
+    def start_epoch(self, device: torch.device) -> None:
+        self.step = self.seen = 0
+        self.seconds = self.train_seconds = 0.0
+        self.loss_sum = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**{k: v for k, v in self.__dict__.items() if k != "history"},
+                "history": [asdict(metrics) for metrics in self.history]}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], device: torch.device) -> LoopState:
+        state = cls(**{**values, "history": [EpochMetrics(**m) for m in values["history"]]})
+        state.loss_sum, state.correct = state.loss_sum.to(device), state.correct.to(device)
+        return state
 
 
 def autocast(device: torch.device, precision: str):
@@ -58,18 +99,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer, hyper: Recipe, steps: int):
     return None
 
 
-def evaluate(model: nn.Module, loader: BatchLoader, precision: str) -> tuple[float, torch.Tensor]:
-    """Test accuracy and the predicted class of every evaluated image (in loader order)."""
-    model.eval()
-    predictions = []
-    with torch.no_grad(), autocast(loader.device, precision):
-        for images, _ in loader:
-            predictions.append(model(images).argmax(dim=1))
-    predicted = torch.cat(predictions)
-    labels = loader.labels[: len(predicted)].to(predicted.device)
-    return (predicted == labels).float().mean().item(), predicted.cpu()
-
-
 MIN_STEPS_FOR_VERDICT = 100
 
 
@@ -79,39 +108,140 @@ def is_stuck_at_chance(metrics: EpochMetrics, num_classes: int) -> bool:
             and metrics.train_acc < 1.5 / num_classes)
 
 
-def fit(model: nn.Module, train: BatchLoader, test: BatchLoader, hyper: Recipe, precision: str,
-        on_epoch: Callable[[EpochMetrics, torch.Tensor], None]) -> None:
-    """Train for ``hyper.epochs``; after each epoch call ``on_epoch(metrics, test_predictions)``."""
-    optimizer = make_optimizer(model, hyper)
-    scheduler = make_scheduler(optimizer, hyper, hyper.epochs * len(train))
-    for epoch in range(1, hyper.epochs + 1):
-        start = time.perf_counter()
+def rng_state() -> dict[str, Any]:
+    """Every global random generator a run may draw from (dropout uses torch's)."""
+    import numpy
+
+    kind, keys, position, has_gauss, cached = numpy.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+             "python_version": random.getstate()[0], "python_gauss": random.getstate()[2],
+             "numpy": {"keys": torch.from_numpy(keys.astype("int64")), "position": position,
+                       "has_gauss": has_gauss, "cached": cached}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    import numpy
+
+    torch.set_rng_state(state["torch"])
+    random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
+    saved = state["numpy"]
+    numpy.random.set_state(("MT19937", saved["keys"].numpy().astype("uint32"), saved["position"],
+                            saved["has_gauss"], saved["cached"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    """Trains ``model`` for ``hyper.epochs``, calling ``callbacks``; ``state_dict()`` is everything it knows."""
+
+    def __init__(self, model: nn.Module, train: BatchLoader, test: BatchLoader, hyper: Recipe, precision: str,
+                 callbacks: list[Callback] = ()) -> None:
+        self.model, self.train_loader, self.test_loader = model, train, test
+        self.hyper, self.precision, self.device = hyper, precision, train.device
+        self.callbacks = CallbackList(callbacks)
+        self.optimizer = make_optimizer(model, hyper)
+        self.scheduler = make_scheduler(self.optimizer, hyper, hyper.epochs * len(train))
+        self.state = LoopState()
+        self.state.start_epoch(self.device)
+        self.batches: EpochBatches | None = None
+        self._rng_on_resume: torch.Tensor | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state.epoch > self.hyper.epochs
+
+    @property
+    def global_step(self) -> int:
+        """Optimizer steps done over the whole run."""
+        return (self.state.epoch - 1) * len(self.train_loader) + self.state.step
+
+    def state_dict(self) -> dict[str, Any]:
+        """Model, optimizer, schedule, loop position, every RNG and the callbacks' states."""
+        batches = self.batches
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "loop": self.state.to_dict(), "rng": rng_state(),
+            "loader_rng": batches.generator.get_state() if batches and self.state.step else None,
+            "callbacks": self.callbacks.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler:
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scheduler.T_max = self.hyper.epochs * len(self.train_loader)  # --epochs may have been raised
+        self.state = LoopState.from_dict(state["loop"], self.device)
+        set_rng_state(state["rng"])
+        self._rng_on_resume = state["loader_rng"]
+        self.callbacks.load_state_dict(state["callbacks"])
+
+    def fit(self) -> None:
+        """Train the remaining epochs; callbacks see every event, and every exception before it propagates."""
+        try:
+            self.callbacks.on_run_start(self)
+            while not self.finished:
+                self._train_epoch()
+                self._end_epoch()
+            self.callbacks.on_train_end(self)
+        except BaseException as error:
+            self.callbacks.on_exception(self, error)
+            raise
+
+    def _train_epoch(self) -> None:
+        state, model, optimizer = self.state, self.model, self.optimizer
+        self.batches = self.train_loader.epoch_batches(state.epoch - 1, state.step, self._rng_on_resume)
+        self._rng_on_resume = None
         model.train()
-        loss_sum = torch.zeros((), device=train.device)
-        correct = torch.zeros((), device=train.device, dtype=torch.long)
-        seen = steps = 0
-        progress = Progress(len(train), f"epoch {epoch}/{hyper.epochs}")
-        for images, labels in train:
-            with autocast(train.device, precision):
+        start = time.perf_counter() - state.train_seconds
+        for images, labels in self.batches:
+            with autocast(self.device, self.precision):
                 output = model(images)
                 loss = F.cross_entropy(output, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            if scheduler:
-                scheduler.step()
-            loss_sum += loss.detach() * len(labels)
-            correct += (output.argmax(dim=1) == labels).sum()
-            seen += len(labels)
-            steps += 1
-            progress.update(lambda: f"loss {loss_sum.item() / seen:.4f} acc {correct.item() / seen:.3f}")
-        progress.close()
-        train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen  # waits for the device's last step
-        train_seconds = time.perf_counter() - start
-        test_acc, predictions = evaluate(model, test, precision)
+            if self.scheduler:
+                self.scheduler.step()
+            state.loss_sum += loss.detach() * len(labels)
+            state.correct += (output.argmax(dim=1) == labels).sum()
+            state.seen += len(labels)
+            state.step += 1
+            state.train_seconds = time.perf_counter() - start
+            self.callbacks.on_step_end(self)
+        state.loss_sum.item()  # waits for the device's last step before the clock stops
+        state.train_seconds = time.perf_counter() - start
+
+    def _end_epoch(self) -> None:
+        state = self.state
+        eval_start = time.perf_counter()
+        test_acc, predictions = self.evaluate()
         metrics = EpochMetrics(
-            epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_acc=test_acc,
-            epoch_time=time.perf_counter() - start, examples_per_sec=seen / train_seconds,
-            lr=optimizer.param_groups[0]["lr"], train_steps=steps,
+            epoch=state.epoch, train_loss=state.loss_sum.item() / state.seen, train_acc=state.correct.item() / state.seen,
+            test_acc=test_acc, epoch_time=state.train_seconds + time.perf_counter() - eval_start,
+            examples_per_sec=state.seen / state.train_seconds, lr=self.optimizer.param_groups[0]["lr"],
+            train_steps=state.step,
         )
-        on_epoch(metrics, predictions)
+        state.history.append(metrics)
+        state.predictions = predictions
+        state.epoch += 1
+        state.start_epoch(self.device)
+        self.batches = None
+        self.callbacks.on_epoch_end(self, metrics)
+
+    def evaluate(self) -> tuple[float, torch.Tensor]:
+        """Test accuracy and the predicted class of every evaluated image (in loader order)."""
+        self.model.eval()
+        predictions = []
+        with torch.no_grad(), autocast(self.device, self.precision):
+            for images, _ in self.test_loader:
+                predictions.append(self.model(images).argmax(dim=1))
+                self.callbacks.on_eval_step_end(self)
+        self.model.train()
+        predicted = torch.cat(predictions)
+        labels = self.test_loader.labels[: len(predicted)].to(predicted.device)
+        return (predicted == labels).float().mean().item(), predicted.cpu()

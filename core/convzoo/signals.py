@@ -1,0 +1,83 @@
+"""Stopping cleanly on SIGTERM, SIGINT (Ctrl-C) and SIGHUP: finish the step, checkpoint, end the run KILLED.
+
+Only the command line installs these handlers (``StopOnSignal.installed()``); library use keeps Python's defaults.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import platform
+import signal
+from convzoo.callbacks import Callback
+from convzoo.trainer import StopRequested
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1
+
+
+def exit_code(signum: int) -> int:
+    """The shell's convention: 128 + the signal's number (143 for SIGTERM, 130 for SIGINT)."""
+    return 128 + signum
+
+
+class StopOnSignal(Callback):
+    """Asks the trainer to stop at its next step boundary; a second Ctrl-C aborts at once.
+
+    Outside the training loop (loading data, the export at the end) nothing is lost by stopping at once, so the
+    signal raises ``StopRequested`` immediately there.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.in_loop = False
+
+    @contextlib.contextmanager
+    def installed(self):
+        previous = {signum: signal.signal(signum, self._handle) for signum in SIGNALS}
+        try:
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.received is not None:  # already stopping: only a second Ctrl-C changes that
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
+        self.received = signum
+        # os.write, not print: a handler that prints while the main thread prints raises "reentrant call"
+        os.write(2, f"{signal.Signals(signum).name} received: stopping after this step (a second Ctrl-C stops "
+                    f"at once, without a checkpoint)\n".encode())
+        if not self.in_loop:
+            self.check()
+
+    def check(self) -> None:
+        if self.received is not None:
+            raise StopRequested(self.received, signal.Signals(self.received).name)
+
+    def on_run_start(self, trainer) -> None:
+        self.in_loop = True
+        self.check()
+
+    def on_step_end(self, trainer) -> None:
+        self.check()
+
+    def on_eval_step_end(self, trainer) -> None:
+        self.check()
+
+    def on_train_end(self, trainer) -> None:
+        self.in_loop = False
+
+    def on_exception(self, trainer, error: BaseException) -> None:
+        self.in_loop = False
+
+
+def stop_with_parent() -> bool:
+    """Get SIGTERM when the parent process dies (Linux): ``mlflow run`` does not pass its signals on to us."""
+    if platform.system() != "Linux":
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    return libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0
