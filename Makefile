@@ -1,7 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make run    installs into ./.venv and runs the main job: `mlflow run . -P arch=alexnet` (quick recipe on a CPU)
 #   make test   installs into ./.venv and runs the test suite
-# Benchmarks: make bench-train, make bench-inference, make bench-startup (see README)
+# Benchmarks: make bench-train, make bench-inference, make bench-startup, make bench-checkpoint (see README)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 ARCH ?= alexnet
 
-.PHONY: install data run test ui bench-train bench-inference bench-startup clean
+.PHONY: install data run test ui bench-train bench-inference bench-startup bench-checkpoint clean
 
 install: $(STAMP)
 
@@ -45,6 +45,9 @@ bench-train: install data
 
 bench-inference: install data
 	$(BIN)/python benchmarks/inference.py $(BENCH_ARGS)
+
+bench-checkpoint: install data
+	$(BIN)/python benchmarks/checkpoint_cost.py $(BENCH_ARGS)
 
 bench-startup: install
 	$(BIN)/python benchmarks/startup.py $(BENCH_ARGS)

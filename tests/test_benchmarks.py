@@ -61,10 +61,23 @@ def test_startup_times_the_commands_against_importing_torch(tmp_path):
     assert all(value > 0 for value in seconds.values())
 
 
+def test_checkpoint_cost_times_a_write_against_the_steps_between_two(tmp_path):
+    out = tmp_path / "checkpoint.json"
+    done = bench("checkpoint_cost.py", "--arch", "vgg", "--recipe", "quick", "--steps", "1", "--warmup", "1",
+                 "--repeats", "1", "--every", "100", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    [row] = json.loads(out.read_text())["results"]
+    assert (row["arch"], row["recipe"], row["input_size"], row["batch_size"]) == ("vgg", "quick", 112, 64)
+    assert row["checkpoint_mb"] > 0 and row["write_ms"] > 0 and row["upload_ms"] > 0 and row["step_ms"] > 0
+    assert row["overhead_pct"] == pytest.approx(100 * row["write_ms"] / (100 * row["step_ms"]))
+    assert "write / 100 steps" in done.stdout
+
+
 @pytest.mark.parametrize("script, args, message", [
     ("train_throughput.py", ["--steps", "0"], "--steps must be at least 1, got 0"),
     ("train_throughput.py", ["--arch", "googlnet"], "unknown architecture 'googlnet' (did you mean 'googlenet'?)"),
     ("inference.py", ["--repeats", "-1"], "--repeats must be at least 1, got -1"),
+    ("checkpoint_cost.py", ["--every", "0"], "--every must be at least 1, got 0"),
 ])
 def test_bad_arguments_are_one_line_errors(script, args, message, tmp_path):
     out = tmp_path / "never.json"

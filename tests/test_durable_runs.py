@@ -15,10 +15,13 @@ import mlflow
 import psutil
 import pytest
 import torch
+from click.testing import CliRunner
+from helpers import COMPARED, convzoo, history, start, status, wait_for_checkpoint
+
+from convzoo.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-from helpers import COMPARED, convzoo, history, start, status, wait_for_checkpoint
 
 SLOW_RUN = ("--epochs", "2", "--limit-train-batches", "8", "--limit-eval-batches", "2", "--export", "false")
 
@@ -47,10 +50,6 @@ def reference(plugin_sites, tmp_path_factory):
 
 def test_sigkill_mid_epoch_then_resume_is_exact(store, reference):
     """fp32 here; bf16 in the between-epochs and SIGTERM tests."""
-    from click.testing import CliRunner
-
-    from convzoo.cli import cli
-
     process = start(store, "train", "slownet", *SLOW_RUN, "--precision", "fp32", "--checkpoint-every", "3")
     run_id = wait_for_checkpoint(store, process, 1, 3)
     time.sleep(0.1)  # a couple more steps, lost with the process and trained again after resuming
@@ -80,11 +79,14 @@ def test_sigkill_between_epochs_then_resume_is_exact(store, reference):
     process.kill()
     process.wait(timeout=30)
     assert status(store.uri, run_id) == "RUNNING"
-    time.sleep(3.5)  # STALE now: resume takes a stale RUNNING run as it is
-    resumed = convzoo(store, "resume", run_id)
+    resumed = convzoo(store, "resume", run_id, "--epochs", "3")  # its process is gone: no need to wait for STALE
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "epoch 2, step 0/8" in resumed.stdout
-    assert history(store.uri, run_id) == reference("bf16")
+    trained = history(store.uri, run_id)
+    assert {name: values[:2] for name, values in trained.items()} == reference("bf16")  # a constant learning rate
+    assert [step for step, _ in trained["test_acc"]] == [1, 2, 3]
+    [row] = [line.split() for line in CliRunner().invoke(cli, ["runs"]).output.splitlines() if line.startswith(run_id)]
+    assert (row[3], row[-1]) == ("3", "FINISHED")
 
 
 def test_sigterm_stops_with_a_checkpoint_and_mlflow_run_resumes_it_exactly(store, reference):
@@ -165,7 +167,10 @@ def test_sigterm_to_mlflow_run_reaches_the_training_and_leaves_no_process(store)
     assert (store.checkpoints / run_id / "last.pt").exists()
 
 
-def test_eight_processes_on_a_new_sqlite_store_all_finish(store):
+@pytest.mark.parametrize("where", ["sqlite", "server"])
+def test_eight_processes_on_a_new_store_all_finish(store, mlflow_server, where):
+    if where == "server":
+        store.uri = store.env["MLFLOW_TRACKING_URI"] = mlflow_server().uri
     processes = [start(store, "train", "slownet", "--epochs", "1", "--limit-train-batches", "2",
                        "--limit-eval-batches", "1", "--export", "false", "--option", "delay=0", "--seed", str(seed))
                  for seed in range(8)]

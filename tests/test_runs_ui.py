@@ -17,8 +17,18 @@ from convzoo.plugins import get_registry
 from convzoo.run import train
 
 
-@pytest.fixture
-def two_runs(tracking_store):
+@pytest.fixture(scope="module")
+def module_store(tmp_path_factory):
+    """One store for this module's runs: the tests only read them."""
+    folder = tmp_path_factory.mktemp("runs-ui")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        yield folder, f"sqlite:///{folder / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def two_runs(module_store):
     results = []
     for name, batches in (("vgg", 1), ("nin", 1)):
         config, arch, dataset = resolve_config(get_registry(), name, overrides={"epochs": 1, "batch_size": 16},
@@ -27,7 +37,16 @@ def two_runs(tracking_store):
     return results
 
 
-def test_runs_lists_convzoo_runs_sorted_by_a_metric(two_runs):
+@pytest.fixture
+def tracking_store(module_store, monkeypatch):
+    """This module's store as the default store of each test."""
+    folder, uri = module_store
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def test_runs_lists_convzoo_runs_sorted_by_a_metric(two_runs, tracking_store):
     result = CliRunner().invoke(cli, ["runs", "--sort", "test_acc"])
     assert result.exit_code == 0, result.output
     header, *rows = result.output.splitlines()
@@ -41,7 +60,7 @@ def test_runs_lists_convzoo_runs_sorted_by_a_metric(two_runs):
         assert by_id[run.run_id][-2:] == ["-", "FINISHED"]
 
 
-def test_runs_rejects_unknown_experiments_and_metrics(two_runs):
+def test_runs_rejects_unknown_experiments_and_metrics(two_runs, tracking_store):
     assert CliRunner().invoke(cli, ["runs", "--experiment", "nope"]).output.startswith("Error: no experiment 'nope'")
     result = CliRunner().invoke(cli, ["runs", "--sort", "accuracy"])
     assert result.exit_code == 1 and "unknown metric 'accuracy' to sort by; runs have: " in result.output

@@ -130,6 +130,10 @@ def test_ctrl_c_ends_the_run_killed(tracking_store, load_with):
     (["alexnet", "--lr", "0"], "lr must be a positive number, got 0.0"),
     (["vgg", "--option", "ratio=0"], "vgg option ratio=0 is not allowed"),
     (["alexnet", "--limit-train-batches", "-1"], "limit_train_batches must be 0 (all batches) or positive, got -1"),
+    (["alexnet", "--checkpoint-every", "-1"],
+     "checkpoint_every must be 0 (no mid-epoch checkpoints) or positive, got -1"),
+    ([], "missing ARCH: name an architecture (`convzoo archs` lists them), or pass --resume RUN_ID"),
+    (["--resume", "0123abcd"], "no run '0123abcd' in the tracking store sqlite:///"),
 ])
 def test_bad_input_is_a_one_line_error_and_creates_no_run(args, message, tracking_store):
     result = CliRunner().invoke(cli, ["train", *args])

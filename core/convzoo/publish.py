@@ -55,7 +55,8 @@ def _log_onnx(path: Path, splits: ImageSplits, input_size: int, name: str, regis
     output = session(path).run(None, {"images": example})[0]
     mlflow.onnx.log_model(onnx.load(str(path)), name=name, input_example=example,
                           signature=infer_signature(example, output), onnx_execution_providers=["CPUExecutionProvider"],
-                          save_as_external_data=False, registered_model_name=register_as)
+                          save_as_external_data=False, registered_model_name=register_as,
+                          pip_requirements=mlflow.onnx.get_default_pip_requirements())  # skips a slow inference
 
 
 def publish_int8(fp32_path: Path, splits: ImageSplits, dataset: Dataset, input_size: int, *,

@@ -26,6 +26,7 @@ from convzoo.outbox import Outbox, server_wait_seconds
 from convzoo.pipeline import BatchLoader, resize
 from convzoo.plugins import get_plugin_manager
 from convzoo.registry import Architecture, Dataset, resolve
+from convzoo.runs import EPOCHS_TAG
 from convzoo.store import check_tracking_store
 from convzoo.summary import count_params
 from convzoo.trainer import EpochMetrics, StopRequested, Trainer
@@ -117,6 +118,7 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
         if resume:
             trainer.load_state_dict(resume.state["trainer"])
             tracking.log_missing_epochs(run_id, trainer.state.history)
+            mlflow.set_tag(EPOCHS_TAG, str(config.hyper.epochs))  # the epochs param keeps its first value
             echo(f"resuming run {run_id} from {resume.path}: epoch {trainer.state.epoch}, "
                  f"step {trainer.state.step}/{len(train_loader)}")
         else:

@@ -218,5 +218,7 @@ def log_model(model: nn.Module, example: torch.Tensor) -> None:
     example = example.cpu().float().contiguous().numpy()
     with torch.no_grad():
         output = cpu_model(torch.from_numpy(example)).numpy()
-    mlflow.pytorch.log_model(cpu_model, name="model", input_example=example,
-                             signature=infer_signature(example, output))
+    # pt2 needs torch alone to load: naming the requirements skips MLflow's inference, which loads the model again
+    # in a new Python process (about 10 s a run on 2 cores)
+    mlflow.pytorch.log_model(cpu_model, name="model", input_example=example, signature=infer_signature(example, output),
+                             pip_requirements=mlflow.pytorch.get_default_pip_requirements())
