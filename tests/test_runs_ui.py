@@ -19,7 +19,7 @@ from convzoo.run import train
 
 @pytest.fixture(scope="module")
 def module_store(tmp_path_factory):
-    """One store for this module's runs: the tests only read them."""
+    """One store for this module's runs, the default store and cwd while the module runs: the tests only read."""
     folder = tmp_path_factory.mktemp("runs-ui")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
@@ -38,12 +38,9 @@ def two_runs(module_store):
 
 
 @pytest.fixture
-def tracking_store(module_store, monkeypatch):
-    """This module's store as the default store of each test."""
-    folder, uri = module_store
-    monkeypatch.chdir(folder)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
+def tracking_store(module_store):
+    """This module's store: ``module_store`` keeps it the default store (and cwd) while the module runs."""
+    return module_store[1]
 
 
 def test_runs_lists_convzoo_runs_sorted_by_a_metric(two_runs, tracking_store):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import asdict
@@ -213,14 +214,10 @@ def _given(ctx: click.Context, values: dict) -> dict:
 
 def _train_until_stopped(start) -> None:
     """Run ``start(callbacks)`` with SIGTERM/SIGINT/SIGHUP turned into a checkpointed stop; say how to resume."""
-    from convzoo.signals import StopOnSignal, exit_code, stop_with_parent
-    from convzoo.tracking import inside_mlflow_run
+    from convzoo.signals import StopOnSignal, exit_code
     from convzoo.trainer import StopRequested
 
-    if inside_mlflow_run():
-        stop_with_parent()  # `mlflow run` dies on SIGTERM without passing it on
     stop = StopOnSignal()
-    run_id = None
     with stop.installed():
         try:
             result = start([stop])
@@ -228,14 +225,16 @@ def _train_until_stopped(start) -> None:
             import mlflow
 
             last = mlflow.last_active_run()
-            run_id = last.info.run_id if last else None
-            where = f"run {run_id} ended KILLED" if run_id else "no run was started"
-            hint = f"; continue it with: convzoo resume {run_id}" if run_id else ""
-            _echo_now(f"stopped by {stopped.signal_name}: {where}, checkpoint saved{hint}")
+            if last is None:
+                _echo_now(f"stopped by {stopped.signal_name} before a run was started")
+            else:
+                run_id = last.info.run_id
+                _echo_now(f"stopped by {stopped.signal_name}: run {run_id} ended KILLED, checkpoint saved; "
+                          f"continue it with: convzoo resume {run_id}")
             raise click.exceptions.Exit(exit_code(stopped.signum)) from None
         except KeyboardInterrupt:
             _echo_now("interrupted at once: the run ended KILLED at its last checkpoint")
-            raise click.exceptions.Exit(exit_code(2)) from None
+            raise click.exceptions.Exit(exit_code(signal.SIGINT)) from None
     final = result.history[-1]
     click.echo(f"run {result.run_id}: {result.arch} test acc {final.test_acc:.4f} after {len(result.history)} "
                f"epoch(s) on {result.device} ({result.precision})")
@@ -248,6 +247,15 @@ def _refuse_experiment_under_mlflow_run(experiment: str | None) -> None:
         raise ConvzooError("--experiment cannot be used under `mlflow run`; pass --experiment-name to mlflow run")
 
 
+def _stop_with_mlflow_run() -> None:
+    """Under ``mlflow run``, which dies on SIGTERM without passing it on, get SIGTERM when it dies."""
+    from convzoo.signals import stop_with_parent
+    from convzoo.tracking import inside_mlflow_run
+
+    if inside_mlflow_run():
+        stop_with_parent()
+
+
 @cli.command()
 @click.argument("arch", required=False)
 @training_options
@@ -256,6 +264,7 @@ def _refuse_experiment_under_mlflow_run(experiment: str | None) -> None:
 @click.pass_context
 def train(ctx: click.Context, arch: str | None, experiment: str | None, resume: str | None, **settings) -> None:
     """Train ARCH, tracked in one MLflow run (the MLproject's main entry point runs this)."""
+    _stop_with_mlflow_run()
     _refuse_experiment_under_mlflow_run(experiment)
     if resume:
         requested = _given(ctx, settings)
@@ -279,6 +288,7 @@ def train(ctx: click.Context, arch: str | None, experiment: str | None, resume: 
 @click.pass_context
 def resume(ctx: click.Context, run_id: str, **settings) -> None:
     """Continue RUN_ID (KILLED, FAILED, STALE, or FINISHED with more --epochs) exactly where its checkpoint left it."""
+    _stop_with_mlflow_run()
     _train_until_stopped(_resume_one(run_id, _given(ctx, settings)))
 
 
