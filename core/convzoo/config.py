@@ -10,9 +10,9 @@ from convzoo.recipes import Recipe
 from convzoo.registry import Architecture, Dataset, Registry
 
 AUTO_RECIPE = "auto"
-# The costliest seed case, AlexNet's seed recipe, writes 343 MB in 0.8-1.0 s against 200 steps of 0.3 s: 1.4-1.7 % of step
-# time on a 2-core CPU (`make bench-checkpoint`); every other recipe is under 0.5 %. 500 steps would leave NiN's seed
-# recipe (469 steps an epoch) without a mid-epoch checkpoint.
+# The costliest seed case, AlexNet's seed recipe, writes 343 MB in 0.8-1.0 s against 200 steps of 0.3 s: 1.4-1.7 %
+# of step time on a 2-core CPU (`make bench-checkpoint`); every other recipe is under 0.7 %. 500 steps would leave
+# NiN's seed recipe (469 steps an epoch) without a mid-epoch checkpoint.
 DEFAULT_CHECKPOINT_EVERY = 200
 
 
