@@ -40,11 +40,9 @@ def load_run_model(run_id: str):
     from convzoo.artifacts import load_logged_model
     from convzoo.plugins import get_registry
     from convzoo.publish import ONNX_MODEL
+    from convzoo.runs import get_run
 
-    try:
-        run = mlflow.MlflowClient().get_run(run_id)
-    except mlflow.exceptions.MlflowException:
-        raise ConvzooError(f"no run {run_id!r} in the tracking store {mlflow.get_tracking_uri()}") from None
+    run = get_run(run_id)
     if run.data.tags.get("parity") != "passed":
         raise ConvzooError(f"run {run_id} has no verified ONNX model (parity: {run.data.tags.get('parity', 'not run')})")
     model = load_logged_model(mlflow.onnx.load_model, f"runs:/{run_id}/{ONNX_MODEL}")

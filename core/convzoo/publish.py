@@ -84,11 +84,9 @@ def export_run(run_id: str, *, quantize: str | None = None, register_as: str | N
     from convzoo.errors import ConvzooError
     from convzoo.plugins import get_registry
     from convzoo.registry import resolve
+    from convzoo.runs import get_run
 
-    try:
-        run = mlflow.MlflowClient().get_run(run_id)
-    except mlflow.exceptions.MlflowException:
-        raise ConvzooError(f"no run {run_id!r} in the tracking store {mlflow.get_tracking_uri()}") from None
+    run = get_run(run_id)
     params = run.data.params
     if "resize" not in params or "dataset" not in params:
         raise ConvzooError(f"run {run_id} was not made by convzoo train (it has no resize/dataset params)")

@@ -15,17 +15,10 @@ from convzoo.config import TrainConfig
 from convzoo.errors import ConvzooError
 from convzoo.registry import Architecture, Dataset, Registry
 from convzoo.run import Resume
-from convzoo.runs import heartbeat_age, stale_after_seconds
+from convzoo.runs import get_run, heartbeat_age, stale_after_seconds
 
 # settings a resumed run may change: they do not change what is trained (``epochs`` only upwards)
 CHANGEABLE = ("epochs", "data_dir", "export", "register_as", "checkpoint_every", "checkpoint_dir")
-
-
-def get_run(run_id: str):
-    try:
-        return mlflow.MlflowClient().get_run(run_id)
-    except MlflowException:
-        raise ConvzooError(f"no run {run_id!r} in the tracking store {mlflow.get_tracking_uri()}") from None
 
 
 def load_checkpoint(run_id: str, folder: Path) -> tuple[dict[str, Any], str]:

@@ -14,6 +14,14 @@ EPOCHS_TAG = "convzoo.epochs"
 DEFAULT_STALE_AFTER_SECONDS = 300  # ten missed heartbeats of 30 s
 
 
+def get_run(run_id: str):
+    """The run ``run_id`` from the tracking store; an unknown id is a one-line error."""
+    try:
+        return mlflow.MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        raise ConvzooError(f"no run {run_id!r} in the tracking store {mlflow.get_tracking_uri()}") from None
+
+
 def stale_after_seconds() -> float:
     """A RUNNING run whose heartbeat is older than this is STALE (``CONVZOO_STALE_AFTER_SECONDS``, default 300)."""
     return float(os.environ.get("CONVZOO_STALE_AFTER_SECONDS", DEFAULT_STALE_AFTER_SECONDS))
