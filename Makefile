@@ -1,7 +1,8 @@
 # Two commands set everything up on a fresh machine:
 #   make run    installs into ./.venv and runs the main job: `mlflow run . -P arch=alexnet` (quick recipe on a CPU)
 #   make test   installs into ./.venv and runs the test suite
-# Benchmarks: make bench-train, make bench-inference, make bench-startup, make bench-checkpoint (see README)
+# Benchmarks: make bench-train, make bench-inference, make bench-startup, make bench-checkpoint, make bench-sweep
+# (see README); make server starts a team tracking server
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 ARCH ?= alexnet
 
-.PHONY: install data run test ui bench-train bench-inference bench-startup bench-checkpoint clean
+.PHONY: install data postgres run test ui server bench-train bench-inference bench-startup bench-checkpoint bench-sweep clean
 
 install: $(STAMP)
 
@@ -29,6 +30,12 @@ data:
 	elif command -v apt-get >/dev/null; then $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; \
 	else echo "no apt-get: set CONVZOO_DATA_DIR to a folder with the four Fashion-MNIST IDX files"; fi
 
+# PostgreSQL's server programs for the sweep tests, which start throwaway servers of their own (Debian's package)
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null; then $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q postgresql; \
+	else echo "no apt-get: install PostgreSQL (initdb, pg_ctl) for the tests marked postgres"; fi
+
 run: install data
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -P arch=$(ARCH) --env-manager local
 
@@ -36,8 +43,12 @@ run: install data
 ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
-test: install data
+test: install data postgres
 	$(BIN)/python -m pytest
+
+# A team tracking server (see README, "Sweeps across machines"); SERVER_ARGS="--backend-store-uri postgresql://..."
+server: install
+	$(BIN)/convzoo server $(SERVER_ARGS)
 
 # Benchmarks (figures and ratios in one run; JSON under benchmarks/results/); BENCH_ARGS="--steps 50" and so on
 bench-train: install data

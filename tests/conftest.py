@@ -278,16 +278,28 @@ def store(tmp_path, plugin_sites, monkeypatch):
 
 @pytest.fixture
 def mlflow_server(tmp_path):
-    """``mlflow_server(auth=False)``: a started server, stopped (whole process group) after the test."""
+    """``mlflow_server(auth=False, backend=None)``: a started ``convzoo server``, stopped (whole process group) after
+    the test."""
     servers = []
 
-    def make(auth: bool = False) -> MlflowServer:
+    def make(auth: bool = False, backend: str | None = None) -> MlflowServer:
         folder = tmp_path / f"server-{len(servers)}"
         folder.mkdir()
-        servers.append(MlflowServer(folder, auth))
+        servers.append(MlflowServer(folder, auth, backend))
         servers[-1].start()
         return servers[-1]
 
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session (``postgres.create_database(name)`` gives a URL); removed after."""
+    from helpers import PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.remove()

@@ -1,9 +1,11 @@
 """Processes for fault tests: real ``convzoo`` commands, their checkpoints, and a real ``mlflow server``."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -55,30 +57,32 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    """A real ``mlflow server`` on a loopback port, with its store and artifacts in ``folder``; stop and start it."""
+    """A real ``convzoo server`` (MLflow's server) on a loopback port, its files in ``folder`` and its runs in
+    ``backend`` (SQLite there by default); stop and start it on the same port and store."""
 
-    def __init__(self, folder: Path, auth: bool = False) -> None:
-        self.folder, self.auth, self.port = folder, auth, free_port()
+    def __init__(self, folder: Path, auth: bool = False, backend: str | None = None) -> None:
+        self.folder, self.auth, self.backend, self.port = folder, auth, backend, free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
+        self.output = folder / "server.log"
 
     def start(self, timeout: float = 120) -> None:
-        command = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port",
-                   str(self.port), "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
-                   "--artifacts-destination", str(self.folder / "artifacts"), "--workers", "1"]
-        env = {**os.environ, "MLFLOW_FLASK_SERVER_SECRET_KEY": "convzoo-tests", "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD}
-        env.pop("MLFLOW_TRACKING_URI", None)
-        self.process = subprocess.Popen(command + (["--app-name", "basic-auth"] if self.auth else []), cwd=self.folder,
-                                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        start_new_session=True)
+        command = [sys.executable, "-m", "convzoo", "server", "--folder", str(self.folder), "--port", str(self.port),
+                   "--workers", "1", "--auth" if self.auth else "--no-auth"]
+        if self.backend:
+            command += ["--backend-store-uri", self.backend]
+        env = {**os.environ, "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD}
+        with open(self.output, "a") as log:
+            self.process = subprocess.Popen(command, cwd=self.folder, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:
             try:
                 with urllib.request.urlopen(f"{self.uri}/health", timeout=2):
                     return
             except OSError:
-                assert self.process.poll() is None, "mlflow server exited"
-                assert time.monotonic() < deadline, "mlflow server did not start"
+                assert self.process.poll() is None, f"convzoo server exited: {self.output.read_text()[-2000:]}"
+                assert time.monotonic() < deadline, "convzoo server did not start"
                 time.sleep(0.3)
 
     def stop(self) -> None:
@@ -87,3 +91,56 @@ class MlflowServer:
             self.process.wait(timeout=30)
 
 
+
+
+def postgres_bin(name: str) -> str:
+    """A PostgreSQL server program: Debian keeps them in /usr/lib/postgresql/VERSION/bin, off the PATH."""
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}")) or [Path(p) for p in [shutil.which(name)] if p]
+    assert found, f"PostgreSQL's {name} is missing: the set-up (make test) installs Debian's postgresql package"
+    return str(found[-1])
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL on a loopback port, its data and socket in a temp folder; as root, it runs as the
+    ``postgres`` user (``initdb`` refuses root). Password authentication, so URLs carry a real password."""
+
+    USER, PASSWORD = "convzoo", "pg-secret-7"
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="convzoo-pg-"))
+        self.port = free_port()
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def _run(self, *command: str) -> None:
+        subprocess.run([*self.as_user, *command], check=True, capture_output=True, text=True, timeout=120)
+
+    def start(self) -> None:
+        if self.as_user:
+            shutil.chown(self.folder, "postgres")
+        password_file = self.folder / "password"
+        password_file.write_text(self.PASSWORD + "\n")
+        if self.as_user:
+            shutil.chown(password_file, "postgres")
+        data = self.folder / "data"
+        if not data.exists():
+            self._run(postgres_bin("initdb"), "-D", str(data), "-U", self.USER, "--auth=scram-sha-256",
+                      f"--pwfile={password_file}")
+        self._run(postgres_bin("pg_ctl"), "-D", str(data), "-w", "-l", str(self.folder / "log"), "-o",
+                  f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run([*self.as_user, postgres_bin("pg_ctl"), "-D", str(self.folder / "data"), "-m", mode, "-w",
+                        "stop"], capture_output=True, timeout=120)
+
+    def create_database(self, name: str) -> str:
+        """A new database; its SQLAlchemy URL."""
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user=self.USER, password=self.PASSWORD,
+                             dbname="postgres", autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql://{self.USER}:{self.PASSWORD}@127.0.0.1:{self.port}/{name}"
+
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -170,11 +170,12 @@ def training_options(command):
     return command
 
 
-def _train_one(arch: str, settings: dict, experiment: str | None = None, callbacks=()):
-    """Validate everything, then train ``arch`` in one MLflow run (a child when a run is active)."""
+def _train_one(arch: str, settings: dict, experiment: str | None = None, callbacks=(), placement=None):
+    """Validate everything, then train ``arch`` in one MLflow run (a child when a run is active, or of
+    ``placement.parent_run_id``)."""
     from convzoo.config import resolve_config
     from convzoo.devices import resolve_device, resolve_precision
-    from convzoo.run import train as run_training
+    from convzoo.run import RunPlacement, train as run_training
 
     settings = dict(settings)
     recipe, dataset, options = settings.pop("recipe"), settings.pop("dataset"), settings.pop("options")
@@ -184,10 +185,11 @@ def _train_one(arch: str, settings: dict, experiment: str | None = None, callbac
     config, architecture, data = resolve_config(get_registry(), arch, recipe=recipe, dataset=dataset,
                                                 on_gpu=device.type == "cuda", overrides=hyper,
                                                 options=_parse_options(options), **settings)
-    return run_training(config, architecture, data, experiment=experiment, echo=_echo_now, callbacks=callbacks)
+    return run_training(config, architecture, data, experiment=experiment, echo=_echo_now, callbacks=callbacks,
+                        placement=placement or RunPlacement())
 
 
-def _resume_one(run_id: str, requested: dict):
+def _resume_one(run_id: str, requested: dict, taken_over: bool = False):
     """Continue ``run_id`` from its checkpoint with the settings the user gave (``requested``)."""
     from convzoo.resume import prepare
     from convzoo.run import train as run_training
@@ -195,7 +197,7 @@ def _resume_one(run_id: str, requested: dict):
     from convzoo.tracking import point_mlflow_run_shell_to
 
     check_tracking_store()
-    config, architecture, data, resume = prepare(get_registry(), run_id, requested)
+    config, architecture, data, resume = prepare(get_registry(), run_id, requested, taken_over)
     point_mlflow_run_shell_to(run_id)
     return lambda callbacks: run_training(config, architecture, data, echo=_echo_now, callbacks=callbacks,
                                           resume=resume)
@@ -292,16 +294,63 @@ def resume(ctx: click.Context, run_id: str, **settings) -> None:
     _train_until_stopped(_resume_one(run_id, _given(ctx, settings)))
 
 
+def study_options(command):
+    """``--storage`` and ``--study``: the same command on several machines makes them workers of one study."""
+    command = click.option("--storage", default=None, metavar="URL",
+                           help="Optuna storage (default: sqlite optuna.db next to the MLflow store; "
+                                "postgresql://USER:PASSWORD@HOST/DB for workers on many machines).")(command)
+    return click.option("--study", "study_name", default=None, metavar="NAME",
+                        help="Study name; workers with the same name and storage share it, and an existing study "
+                             "continues.")(command)
+
+
+def _refuse_under_mlflow_run(command: str) -> None:
+    from convzoo.tracking import inside_mlflow_run
+
+    if inside_mlflow_run():
+        raise ConvzooError(f"convzoo {command} with a study makes its own parent run; run it outside `mlflow run`")
+
+
+def _study_settings(settings: dict) -> dict:
+    """The settings that decide what every trial trains (not where files go, nor what happens after training)."""
+    ignored = ("data_dir", "checkpoint_dir", "checkpoint_every", "export", "register_as")
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in settings.items()
+            if key not in ignored}
+
+
+def _until_stopped(start, study: str):
+    """Run a sweep or comparison worker with signals turned into a checkpointed stop of its current trial."""
+    from convzoo.signals import StopOnSignal, exit_code
+    from convzoo.trainer import StopRequested
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial's outcome is printed as one line of convzoo's
+    stop = StopOnSignal()
+    with stop.installed():
+        try:
+            return start(stop)
+        except StopRequested as stopped:
+            _echo_now(f"stopped by {stopped.signal_name}: the current trial's run ended KILLED with a checkpoint and "
+                      f"went back to study {study!r}; the same command continues it")
+            raise click.exceptions.Exit(exit_code(stopped.signum)) from None
+
+
 @cli.command()
 @click.option("--archs", default="all", show_default=True,
               help="Comma-separated architectures, or shell-style patterns; all = every installed one.")
 @training_options
-def compare(archs: str, experiment: str | None, **settings) -> None:
+@study_options
+def compare(archs: str, experiment: str | None, storage: str | None, study_name: str | None, **settings) -> None:
     """Train several architectures as child runs of one parent run and log a comparison table and plots.
 
-    Under `mlflow run --run-id PARENT` it continues that parent: finished children are not trained again.
+    Under `mlflow run --run-id PARENT` it continues that parent: finished children are not trained again. With
+    --study (and --storage), every worker started with the same command takes the next architecture not yet
+    trained, and the last one to finish logs the comparison.
     """
-    from convzoo.compare import compare as run_comparison
+    import mlflow
+
+    from convzoo.compare import compare as run_comparison, compare_in_study
     from convzoo.store import check_tracking_store
 
     _refuse_experiment_under_mlflow_run(experiment)
@@ -314,7 +363,81 @@ def compare(archs: str, experiment: str | None, **settings) -> None:
     for name in names:
         registry.get_architecture(name)  # unknown names fail before any run
     check_tracking_store()
-    run_comparison(names, lambda name: _train_one(name, settings).run_id, echo=_echo_now, experiment=experiment)
+    if not (storage or study_name):
+        run_comparison(names, lambda name: _train_one(name, settings).run_id, echo=_echo_now, experiment=experiment)
+        return
+    from convzoo.studies import default_storage
+
+    _refuse_under_mlflow_run("compare")
+    study = study_name or "compare-" + "-".join(names)
+    _until_stopped(lambda stop: compare_in_study(
+        names, storage or default_storage(mlflow.get_tracking_uri()), study, _study_settings(settings),
+        train_one=lambda name, callbacks, placement: _train_one(name, settings, experiment, [stop, *callbacks],
+                                                                 placement),
+        resume=lambda run_id, callbacks: _resume_one(run_id, {}, taken_over=True)([stop, *callbacks]),
+        experiment=experiment, echo=_echo_now), study)
+
+
+@cli.command()
+@click.argument("arch")
+@click.option("--param", "params", multiple=True, metavar="NAME=KIND:ARGS",
+              help="A dimension of the search space, repeatable: lr=loguniform:1e-4:1e-2, "
+                   "weight_decay=uniform:0:1e-3, resize=int:64:128:16, batch_size=choice:32,64,128, "
+                   "option=ratio=choice:4,8.")
+@click.option("--trials", type=int, default=10, show_default=True,
+              help="The study's total of finished (complete or pruned) trials, over all its workers.")
+@click.option("--metric", default="test_acc", show_default=True, help="The last epoch's metric to optimise.")
+@click.option("--direction", default="maximize", show_default=True, help="maximize or minimize.")
+@click.option("--pruner", default="median", show_default=True,
+              help="median (stop trials below the median epoch by epoch, from the 6th trial), median:N (from "
+                   "trial N+1), or none.")
+@click.option("--sampler-seed", "sampler_seed", type=int, default=None,
+              help="Seed Optuna's sampler (repeatable sweeps with one worker).")
+@training_options
+@study_options
+@click.pass_context
+def sweep(ctx: click.Context, arch: str, params: tuple[str, ...], trials: int, metric: str, direction: str,
+          pruner: str, sampler_seed: int | None, experiment: str | None, storage: str | None, study_name: str | None,
+          **settings) -> None:
+    """Search ARCH's hyperparameters with Optuna: every trial a convzoo run nested under the study's parent run.
+
+    The same command started on several machines (with one --storage) makes them workers of one study. ONNX export
+    is off for trials unless --export true.
+    """
+    import mlflow
+    from click.core import ParameterSource
+
+    from convzoo.config import choose_recipe
+    from convzoo.devices import resolve_device
+    from convzoo.run import local_checkpoint
+    from convzoo.space import parse_space
+    from convzoo.store import check_tracking_store
+    from convzoo.studies import default_storage
+    from convzoo.sweep import SweepSpec, run_sweep
+
+    _refuse_under_mlflow_run("sweep")
+    if ctx.get_parameter_source("export") == ParameterSource.DEFAULT:
+        settings["export"] = False
+    space = parse_space(params)
+    architecture = get_registry().get_architecture(arch)
+    architecture.resolve_options({param.option: architecture.options.get(param.option)
+                                  for param in space if param.option})  # unknown options fail here
+    recipe = choose_recipe(architecture, settings["recipe"], resolve_device(settings["device"]).type == "cuda")
+    spec = SweepSpec(arch, recipe, study_name or f"sweep-{arch}", storage or default_storage(mlflow.get_tracking_uri()),
+                     trials, metric, direction, pruner, space, _study_settings(settings), experiment, sampler_seed)
+    check_tracking_store()
+
+    def train_new(values: dict, callbacks: list, placement):
+        merged = dict(settings, options=(*settings["options"], *(f"{name.removeprefix('option.')}={value}"
+                                                                  for name, value in values.items()
+                                                                  if name.startswith("option."))))
+        merged.update({name: value for name, value in values.items() if not name.startswith("option.")})
+        return _train_one(arch, merged, experiment, callbacks, placement)
+
+    _until_stopped(lambda stop: run_sweep(
+        spec, lambda values, callbacks, placement: train_new(values, [stop, *callbacks], placement),
+        lambda run_id, callbacks: _resume_one(run_id, {}, taken_over=True)([stop, *callbacks]), echo=_echo_now,
+        checkpoint_folder=lambda run_id: local_checkpoint(settings["checkpoint_dir"], run_id).parent), spec.study)
 
 
 @cli.command()
@@ -377,6 +500,31 @@ def ui(host: str, port: int) -> None:
                                 "--host", host, "--port", str(port)])
     if completed.returncode:
         raise click.exceptions.Exit(completed.returncode)
+
+
+@cli.command()
+@click.option("--folder", type=click.Path(file_okay=False), default="mlflow-server", show_default=True,
+              help="Where the server keeps its SQLite store, artifacts, admin password and auth settings.")
+@click.option(*_dashed("backend_store_uri"), "backend_store_uri", default=None, metavar="URI",
+              help="Runs and metrics: postgresql://USER:PASSWORD@HOST/DB for a team (default: SQLite in --folder).")
+@click.option(*_dashed("artifacts_destination"), "artifacts_destination", default=None, metavar="URI",
+              help="Where artifacts go; clients reach them through the server (default: FOLDER/artifacts).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every one).")
+@click.option("--port", type=int, default=5000, show_default=True, help="Port to listen on.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Server processes.")
+@click.option("--auth/--no-auth", default=True, show_default=True, help="MLflow's basic-auth app: users and "
+                                                                       "per-experiment permissions.")
+@click.option(*_dashed("default_permission"), "default_permission", default="READ", show_default=True,
+              help="What a new user may do on every experiment: READ, EDIT, MANAGE or NO_PERMISSIONS.")
+@click.option(*_dashed("auth_database_uri"), "auth_database_uri", default=None, metavar="URI",
+              help="Where users and permissions are kept (default: SQLite in --folder).")
+def server(folder: str, **settings) -> None:
+    """Start a team tracking server (MLflow with a database store, proxied artifacts and basic-auth)."""
+    from pathlib import Path
+
+    from convzoo.server import plan, serve
+
+    serve(*plan(Path(folder), **settings), echo=_echo_now)
 
 
 @cli.command("new-plugin")

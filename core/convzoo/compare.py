@@ -68,6 +68,55 @@ def compare(arch_names: list[str], train_one: Callable[[str], str], echo: Callab
     return {"parent_run_id": parent.info.run_id, "rows": rows, "failures": failures}
 
 
+def compare_in_study(arch_names: list[str], storage_url: str, study_name: str, settings: Mapping[str, Any],
+                     train_one: Callable[[str, list, Any], Any], resume: Callable[[str, list], Any],
+                     experiment: str | None = None, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Be one worker of a comparison spread over processes: the study queues one trial per architecture when it is
+    made, each worker trains the next one nobody has taken, and whichever worker finds nothing left logs the
+    comparison into the shared parent run. ``train_one(name, callbacks, placement)`` trains one child."""
+    import optuna
+
+    from convzoo import studies
+    from convzoo.run import RunPlacement
+
+    if not arch_names:
+        raise ConvzooError("no architectures to compare")
+    storage = studies.open_storage(storage_url)
+    experiment_id = studies.experiment_id(experiment)
+    joined = studies.join_study(
+        storage, study_name, {"kind": "compare", "archs": arch_names, **settings}, "maximize",
+        optuna.samplers.RandomSampler(), optuna.pruners.NopPruner(), queued=[{"arch": name} for name in arch_names],
+        create_parent=lambda: studies.create_parent_run(
+            experiment_id, f"compare {study_name}", {"convzoo.compare": "parent", studies.STUDY_TAG: study_name},
+            {"archs": ",".join(arch_names), "study": study_name, "storage": studies.redact(storage_url),
+             **{key: value for key, value in settings.items() if value is not None}}))
+    parent_id = joined.parent_run_id
+    echo(f"study {study_name} ({'created' if joined.created else 'joined'}); parent run {parent_id}")
+
+    def run_trial(trial, record) -> float:
+        name = trial.suggest_categorical("arch", arch_names)
+        report = studies.ReportToTrial(trial, "test_acc")
+        previous = record.user_attrs.get(studies.RUN_ATTR)
+        if previous:
+            return studies.continue_trial(previous, trial, trial.number, "test_acc", resume, [report], echo)
+        echo(f"== {name}")
+        result = train_one(name, [report], RunPlacement(None, parent_id, {studies.STUDY_TAG: study_name}))
+        return result.history[-1].test_acc
+
+    studies.work(joined.study, studies.Queue(), run_trial, echo)
+    failures = {trial.params["arch"]: trial.user_attrs[studies.ERROR_ATTR]
+                for trial in joined.study.get_trials(deepcopy=False) if studies.failed_by_error(trial)}
+    done = finished_children(parent_id)
+    rows = [summarize_child(done[name]) for name in arch_names if name in done]
+    with mlflow.start_run(run_id=parent_id):
+        _log_comparison(rows, failures, parent_id)
+        mlflow.end_run("FINISHED" if rows else "FAILED")
+    echo(format_table(COLUMNS, [[row[c] for c in COLUMNS] for row in rows]))
+    if not rows:
+        raise ConvzooError(f"every architecture failed: {'; '.join(f'{k}: {v}' for k, v in failures.items())}")
+    return {"parent_run_id": parent_id, "rows": rows, "failures": failures}
+
+
 def _log_comparison(rows: list[dict[str, Any]], failures: Mapping[str, str], parent_id: str) -> None:
     from convzoo import figures
 

@@ -66,14 +66,15 @@ def resumed_config(saved: TrainConfig, arch: Architecture, requested: Mapping[st
     return dataclasses.replace(saved, hyper=hyper, **{name: requested[name] for name in CHANGEABLE[1:] if name in requested})
 
 
-def prepare(registry: Registry, run_id: str,
-            requested: Mapping[str, Any]) -> tuple[TrainConfig, Architecture, Dataset, Resume]:
-    """Everything ``run.train`` needs to continue ``run_id``; ``requested`` holds the settings the user gave."""
+def prepare(registry: Registry, run_id: str, requested: Mapping[str, Any],
+            taken_over: bool = False) -> tuple[TrainConfig, Architecture, Dataset, Resume]:
+    """Everything ``run.train`` needs to continue ``run_id``; ``requested`` holds the settings the user gave.
+    ``taken_over``: the run's process is known to be gone (a sweep's storage declared its worker dead)."""
     run = get_run(run_id)
     status = run.info.status
     folder = Path(requested.get("checkpoint_dir") or checkpoint.default_folder())
     state, source = load_checkpoint(run_id, folder)
-    if status == "RUNNING" and not trainer_is_gone(state):
+    if status == "RUNNING" and not taken_over and not trainer_is_gone(state):
         age = heartbeat_age(run)
         if age < stale_after_seconds():
             raise ConvzooError(f"run {run_id} is RUNNING (last heartbeat {age:.0f} s ago); stop it first, or resume "

@@ -5,9 +5,9 @@ import functools
 import os
 import shutil
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import mlflow
 import pluggy
@@ -29,7 +29,7 @@ from convzoo.registry import Architecture, Dataset, resolve
 from convzoo.runs import EPOCHS_TAG
 from convzoo.store import check_tracking_store
 from convzoo.summary import count_params
-from convzoo.trainer import EpochMetrics, StopRequested, Trainer
+from convzoo.trainer import EpochMetrics, StopTraining, Trainer
 
 
 @dataclass
@@ -68,6 +68,11 @@ def make_loaders(config: TrainConfig, splits: ImageSplits, device: torch.device)
     return train, test
 
 
+def local_checkpoint(checkpoint_dir: str | None, run_id: str) -> Path:
+    """Where this machine keeps ``run_id``'s checkpoint while it trains (``checkpoint_dir``: ``--checkpoint-dir``)."""
+    return Path(checkpoint_dir or checkpoint.default_folder()).absolute() / run_id / checkpoint.FILE_NAME
+
+
 @dataclass
 class Resume:
     """A run to continue and the checkpoint it continues from."""
@@ -77,11 +82,22 @@ class Resume:
     path: str
 
 
+@dataclass(frozen=True)
+class RunPlacement:
+    """Where a new run goes in MLflow: its name, a parent to nest under, and tags it starts with."""
+
+    run_name: str | None = None
+    parent_run_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
 def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experiment: str | None = None,
           echo: Callable[[str], None] = print, pm: pluggy.PluginManager | None = None,
-          callbacks: Sequence[Callback] = (), resume: Resume | None = None) -> TrainResult:
+          callbacks: Sequence[Callback] = (), resume: Resume | None = None,
+          placement: RunPlacement = RunPlacement()) -> TrainResult:
     """Train ``arch`` on ``dataset`` as ``config`` says, tracked in one MLflow run (``resume.run_id`` continued from
-    its checkpoint when given); ``pm`` supplies the observers, ``callbacks`` join the run's own."""
+    its checkpoint when given, else a new run placed as ``placement`` says); ``pm`` supplies the observers,
+    ``callbacks`` join the run's own."""
     device, precision = prepare_device(config)
     if resume:
         if resume.state["device"] != device.type:
@@ -98,7 +114,8 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
         echo(f"recipe auto -> {config.recipe_resolved} ({why})")
 
     pm = pm or get_plugin_manager()
-    with tracking.mlflow_run(experiment, run_id=resume.run_id if resume else None) as active:
+    with tracking.mlflow_run(experiment, run_id=resume.run_id if resume else None, run_name=placement.run_name,
+                             parent_run_id=placement.parent_run_id, tags=placement.tags) as active:
         run_id = active.info.run_id
         outbox = Outbox(echo)
 
@@ -107,7 +124,7 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
 
         hooks = PluginHooks(pm, RunContext(config.arch, config.dataset, config.to_params(), str(device), run_id),
                             on_failure=lambda failures: tag(tracking.PLUGIN_ERRORS_TAG, "; ".join(failures)))
-        path = Path(config.checkpoint_dir or checkpoint.default_folder()).absolute() / run_id / checkpoint.FILE_NAME
+        path = local_checkpoint(config.checkpoint_dir, run_id)
         meta = {"run_id": run_id, "config": config.to_dict(), "device": device.type, "precision": precision,
                 "host": socket.gethostname(), "pid": os.getpid()}
         trainer = Trainer(model, train_loader, test_loader, config.hyper, precision, callbacks=[
@@ -129,7 +146,7 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
                 wait_for_server(outbox, run_id, path)
                 finish(trainer, config, splits, dataset, echo)
         except BaseException as error:
-            status = "KILLED" if isinstance(error, (KeyboardInterrupt, StopRequested)) else "FAILED"
+            status = "KILLED" if isinstance(error, (KeyboardInterrupt, StopTraining)) else "FAILED"
             hooks.call("on_exception", error=error)
             hooks.call("on_run_end", status=status)
             if not isinstance(error, tracking.TrackingUnavailable):

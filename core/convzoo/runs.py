@@ -11,6 +11,7 @@ from convzoo.errors import ConvzooError
 HEARTBEAT_TAG = "convzoo.heartbeat"
 MARKED_STALE_TAG = "convzoo.marked_stale"
 EPOCHS_TAG = "convzoo.epochs"
+SWEEP_TAG = "convzoo.sweep"  # "parent" on a sweep's parent run
 DEFAULT_STALE_AFTER_SECONDS = 300  # ten missed heartbeats of 30 s
 
 
@@ -80,9 +81,10 @@ def run_rows(runs: list, sort: str | None = None, stale_after: float | None = No
     rows = []
     for run in runs:
         metrics, params, tags = run.data.metrics, run.data.params, run.data.tags
-        test_acc = metrics.get("test_acc")
+        sweep = tags.get(SWEEP_TAG) == "parent"
+        test_acc = metrics.get("best_test_acc" if sweep else "test_acc")
         epochs = tags.get(EPOCHS_TAG, params.get("epochs", "-"))  # a resumed run may have been given more
-        rows.append([run.info.run_id, tags["convzoo.arch"], tags.get("convzoo.recipe", "-"), epochs,
+        rows.append([run.info.run_id, tags["convzoo.arch"] + (" sweep (best)" if sweep else ""), tags.get("convzoo.recipe", "-"), epochs,
                      "-" if test_acc is None else f"{test_acc:.4f}", _minutes(run), tags.get("parity", "-"),
                      "STALE" if is_stale(run, limit) else run.info.status])
     return rows

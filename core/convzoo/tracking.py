@@ -27,7 +27,7 @@ from convzoo.outbox import Outbox
 from convzoo.registry import Architecture, Dataset
 from convzoo.runs import HEARTBEAT_TAG
 from convzoo.store import credentials_error, refused, set_experiment
-from convzoo.trainer import EpochMetrics, StopRequested, is_stuck_at_chance
+from convzoo.trainer import EpochMetrics, StopTraining, is_stuck_at_chance
 
 STUCK_TAG = "convzoo.stuck_at_chance"
 PLUGIN_ERRORS_TAG = "convzoo.plugin_errors"
@@ -36,16 +36,19 @@ DEFAULT_HEARTBEAT_SECONDS = 30
 
 
 @contextlib.contextmanager
-def mlflow_run(experiment: str | None = None, run_id: str | None = None):
+def mlflow_run(experiment: str | None = None, run_id: str | None = None, *, run_name: str | None = None,
+               parent_run_id: str | None = None, tags: Mapping[str, str] | None = None):
     """Start a run (or, under ``mlflow run`` or given ``run_id``, continue one) with system metrics; end it with the
     right status: ``KILLED`` for Ctrl-C and stop requests, ``FAILED`` for errors.
 
-    Inside an active run (``convzoo compare``) the new run is its child, which the MLflow UI nests.
+    Inside an active run (``convzoo compare``) the new run is its child, which the MLflow UI nests; ``parent_run_id``
+    nests it under a run no process has active (a sweep's parent, which several workers share).
     """
     try:
         if experiment:
             set_experiment(experiment)
-        run = mlflow.start_run(run_id=run_id, log_system_metrics=True, nested=mlflow.active_run() is not None)
+        run = mlflow.start_run(run_id=run_id, log_system_metrics=True, nested=mlflow.active_run() is not None,
+                               run_name=run_name, parent_run_id=parent_run_id, tags=dict(tags or {}) or None)
     except MlflowException as error:
         status = refused(error)
         if status:
@@ -57,7 +60,7 @@ def mlflow_run(experiment: str | None = None, run_id: str | None = None):
         with contextlib.suppress(Exception):  # the server is away: the run stays RUNNING there, and goes STALE
             mlflow.end_run("KILLED")
         raise
-    except (KeyboardInterrupt, StopRequested):
+    except (KeyboardInterrupt, StopTraining):
         mlflow.end_run("KILLED")
         raise
     except BaseException:

@@ -37,8 +37,12 @@ class EpochMetrics:
         return {k: v for k, v in self.__dict__.items() if k != "epoch"}
 
 
-class StopRequested(Exception):
-    """Raised between steps when the run was asked to stop (a signal); the state is consistent."""
+class StopTraining(Exception):
+    """Raised between steps to end the run on purpose; it ends ``KILLED``, not ``FAILED``, with a consistent state."""
+
+
+class StopRequested(StopTraining):
+    """Raised between steps when the run was asked to stop (a signal)."""
 
     def __init__(self, signum: int, name: str) -> None:
         super().__init__(f"stopped by {name}")

@@ -1,0 +1,208 @@
+"""``convzoo sweep``: an Optuna study over one architecture's hyperparameters; each trial is a convzoo run nested
+under the study's parent run, and the parent gets the study's summary when its last worker finishes."""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import mlflow
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from convzoo import studies
+from convzoo.callbacks import Callback
+from convzoo.errors import ConvzooError
+from convzoo.run import RunPlacement, TrainResult
+from convzoo.runs import SWEEP_TAG
+from convzoo.space import Param
+from convzoo.tables import format_table
+from convzoo.trainer import EpochMetrics
+
+TRIAL_TAG = "convzoo.sweep.trial"
+PRUNED_TAG = "convzoo.sweep.pruned"
+BEST_RUN_TAG = "convzoo.sweep.best_run"
+BEST_TAG = "convzoo.sweep.best"
+METRICS = tuple(field.name for field in dataclasses.fields(EpochMetrics) if field.name != "epoch")
+DIRECTIONS = ("maximize", "minimize")
+DEFAULT_STARTUP_TRIALS = 5
+
+
+def make_pruner(spec: str) -> optuna.pruners.BasePruner:
+    """``median`` (Optuna's ``MedianPruner``, judging from the 6th trial on), ``median:N`` (from trial N+1 on) or
+    ``none``."""
+    kind, _, startup = spec.partition(":")
+    if kind == "none" and not startup:
+        return optuna.pruners.NopPruner()
+    if kind == "median" and (not startup or startup.isdigit()):
+        return optuna.pruners.MedianPruner(n_startup_trials=int(startup or DEFAULT_STARTUP_TRIALS), n_warmup_steps=0)
+    raise ConvzooError(f"unknown pruner {spec!r}; choose median, median:N (N trials before pruning starts) or none")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What a sweep is; ``settings`` are the training settings every trial shares (they identify the study too)."""
+
+    arch: str
+    recipe: str
+    study: str
+    storage: str
+    trials: int
+    metric: str
+    direction: str
+    pruner: str
+    params: Sequence[Param]
+    settings: dict[str, Any]
+    experiment: str | None = None
+    sampler_seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.trials < 1:
+            raise ConvzooError(f"--trials must be at least 1, got {self.trials}")
+        if self.metric not in METRICS:
+            raise ConvzooError(f"unknown metric {self.metric!r}; choose one of: {', '.join(METRICS)}")
+        if self.direction not in DIRECTIONS:
+            raise ConvzooError(f"unknown direction {self.direction!r}; choose one of: {', '.join(DIRECTIONS)}")
+        if not self.params:
+            raise ConvzooError("a sweep needs at least one --param, e.g. --param lr=loguniform:1e-4:1e-2")
+        make_pruner(self.pruner)
+
+    def identity(self) -> dict[str, Any]:
+        """What every worker of one study must agree on (``--trials`` may differ: each stops at its own total)."""
+        return {"kind": "sweep", "arch": self.arch, "recipe": self.recipe, "metric": self.metric,
+                "direction": self.direction, "pruner": self.pruner,
+                "params": {param.name: param.describe() for param in self.params}, **self.settings}
+
+    def parent_params(self) -> dict[str, Any]:
+        return {**{key: value for key, value in self.settings.items() if value is not None},
+                "sweep.study": self.study, "sweep.storage": studies.redact(self.storage), "sweep.trials": self.trials,
+                "sweep.metric": self.metric, "sweep.direction": self.direction, "sweep.pruner": self.pruner,
+                "arch": self.arch, "recipe": self.recipe,
+                **{f"sweep.param.{param.name}": param.describe() for param in self.params}}
+
+
+TrainNew = Callable[[dict[str, Any], list[Callback], RunPlacement], TrainResult]
+
+
+def trial_run_name(arch: str, recipe: str, number: int, values: dict[str, Any]) -> str:
+    shown = " ".join(f"{name.removeprefix('option.')}={value:.3g}" if isinstance(value, float)
+                     else f"{name.removeprefix('option.')}={value}" for name, value in values.items())
+    return f"{arch}-{recipe}-t{number} {shown}".strip()
+
+
+def run_sweep(spec: SweepSpec, train_new: TrainNew, resume: studies.ResumeRun, echo: Callable[[str], None] = print,
+              checkpoint_folder: Callable[[str], Path] | None = None) -> dict[str, Any]:
+    """Be one worker of ``spec``'s study until it has ``spec.trials`` finished trials; summarise it into the parent."""
+    storage = studies.open_storage(spec.storage)
+    experiment = studies.experiment_id(spec.experiment)
+    sampler = optuna.samplers.TPESampler(seed=spec.sampler_seed)
+    joined = studies.join_study(
+        storage, spec.study, spec.identity(), spec.direction, sampler, make_pruner(spec.pruner),
+        create_parent=lambda: studies.create_parent_run(
+            experiment, f"{spec.arch}-{spec.recipe}-sweep {spec.study}",
+            {SWEEP_TAG: "parent", studies.STUDY_TAG: spec.study, "convzoo.arch": spec.arch, "convzoo.recipe": spec.recipe},
+            spec.parent_params()))
+    echo(f"study {spec.study} ({'created' if joined.created else 'joined'}) in {studies.redact(spec.storage)}; "
+         f"parent run {joined.parent_run_id}")
+
+    def run_trial(trial: optuna.Trial, record: FrozenTrial) -> float:
+        number = studies.original_number(record)
+        report = studies.ReportToTrial(trial, spec.metric)
+        previous = record.user_attrs.get(studies.RUN_ATTR)
+        try:
+            if previous:
+                return studies.continue_trial(previous, trial, number, spec.metric, resume, [report], echo)
+            values = {param.name: param.suggest(trial) for param in spec.params}
+            placement = RunPlacement(trial_run_name(spec.arch, spec.recipe, number, values), joined.parent_run_id,
+                                     {studies.STUDY_TAG: spec.study, TRIAL_TAG: str(number)})
+            echo(f"== trial {trial.number}: {placement.run_name}")
+            result = train_new(values, [report], placement)
+        except studies.Pruned as pruned:
+            run_id = report.run_id or previous
+            mlflow.MlflowClient().set_tag(run_id, PRUNED_TAG, str(pruned))
+            if checkpoint_folder:
+                shutil.rmtree(checkpoint_folder(run_id), ignore_errors=True)  # the run has it
+            echo(f"trial {trial.number} {pruned}")
+            raise optuna.TrialPruned(str(pruned)) from None
+        return getattr(result.history[-1], spec.metric)
+
+    studies.work(joined.study, studies.Quota(spec.trials), run_trial, echo)
+    return summarize(joined.study, joined.parent_run_id, spec, echo)
+
+
+TRIAL_COLUMNS = ["trial", "state", "value", "run_id", "params"]
+
+
+def trial_rows(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
+    """One row per trial that counts (over-quota trials, which trained nothing, are left out)."""
+    return [{"trial": trial.number, "state": trial.state.name,
+             "value": "" if trial.value is None else round(trial.value, 4),
+             "run_id": trial.user_attrs.get(studies.RUN_ATTR, ""),
+             "params": json.dumps(trial.params, sort_keys=True)}
+            for trial in trials if not trial.user_attrs.get(studies.OVER_QUOTA_ATTR)]
+
+
+def summarize(study: optuna.Study, parent_run_id: str, spec: SweepSpec, echo: Callable[[str], None]) -> dict[str, Any]:
+    """Best value and params, trials table and Optuna's plots into the parent run; tag the best child; end it."""
+    client = mlflow.MlflowClient()
+    trials = study.get_trials(deepcopy=False)
+    complete = [trial for trial in trials if trial.state == TrialState.COMPLETE]
+    rows = trial_rows(trials)
+    with tempfile.TemporaryDirectory(prefix="convzoo-sweep-") as folder:
+        table = io.StringIO()
+        table.write(",".join(TRIAL_COLUMNS) + "\n")
+        for row in rows:
+            table.write(",".join(json.dumps(row[c]) if c == "params" else str(row[c]) for c in TRIAL_COLUMNS) + "\n")
+        (Path(folder) / "trials.csv").write_text(table.getvalue())
+        client.log_artifact(parent_run_id, str(Path(folder) / "trials.csv"), "sweep")
+    best = None
+    if complete:
+        best = study.best_trial
+        best_run = best.user_attrs[studies.RUN_ATTR]
+        earlier = client.get_run(parent_run_id).data.tags.get(BEST_RUN_TAG)
+        if earlier and earlier != best_run:
+            client.set_tag(earlier, BEST_TAG, "false")
+        client.set_tag(best_run, BEST_TAG, "true")
+        client.log_metric(parent_run_id, f"best_{spec.metric}", best.value)
+        client.set_tag(parent_run_id, BEST_RUN_TAG, best_run)
+        client.set_tag(parent_run_id, "convzoo.sweep.best_trial", str(best.number))
+        for name, value in best.params.items():
+            client.set_tag(parent_run_id, f"convzoo.sweep.best.{name}", str(value))
+        client.log_dict(parent_run_id, {"value": best.value, "params": best.params, "run_id": best_run,
+                                        "trial": best.number}, "sweep/best.json")
+        _log_plots(client, study, parent_run_id, len(complete))
+    client.set_terminated(parent_run_id, "FINISHED" if complete else "FAILED")
+    echo(format_table(TRIAL_COLUMNS, [[row[c] for c in TRIAL_COLUMNS] for row in rows]))
+    if best is None:
+        raise ConvzooError(f"no trial of study {spec.study!r} completed; see the trials' errors above")
+    echo(f"best trial {best.number}: {spec.metric} {best.value:.4f} with {best.params} (run {best_run})")
+    return {"parent_run_id": parent_run_id, "best_run_id": best_run, "best_value": best.value,
+            "best_params": best.params, "rows": rows}
+
+
+def _log_plots(client: mlflow.MlflowClient, study: optuna.Study, parent_run_id: str, complete: int) -> None:
+    """Optuna's optimisation history and, with two or more complete trials, the parameter importances."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as plots
+
+    from convzoo import figures  # noqa: F401  (selects the non-interactive backend)
+
+    plotters = {"sweep/optimization_history.png": plots.plot_optimization_history}
+    if complete >= 2:
+        plotters["sweep/param_importances.png"] = plots.plot_param_importances
+    for path, plot in plotters.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+            try:
+                axes = plot(study)
+            except (RuntimeError, ValueError):  # importances of trials that all share one value
+                continue
+        client.log_figure(parent_run_id, axes.figure, path)
+        plt.close(axes.figure)

@@ -1,0 +1,188 @@
+"""``convzoo sweep`` and ``convzoo compare --study``: real Optuna studies in SQLite and PostgreSQL, real worker
+processes (one SIGKILLed, one sent SIGTERM), real MLflow stores and a real PostgreSQL-backed ``convzoo server``."""
+import os
+import signal
+import time
+
+import mlflow
+import optuna
+import pytest
+import torch
+from helpers import convzoo, start
+
+from convzoo.space import parse_param
+
+TINY = ("--epochs", "2", "--limit-train-batches", "3", "--limit-eval-batches", "2", "--resize", "32",
+        "--batch-size", "16")
+# slownet pauses 0.05 s a step: 20 steps an epoch, a checkpoint every 5, so a kill lands mid-trial at a known pace
+SLOW = ("--epochs", "2", "--limit-train-batches", "20", "--limit-eval-batches", "2", "--checkpoint-every", "5")
+FAST_HEARTBEATS = {"CONVZOO_TRIAL_HEARTBEAT_SECONDS": "1", "CONVZOO_TRIAL_GRACE_SECONDS": "3", "OMP_NUM_THREADS": "1"}
+
+
+def children(client, parent_id):
+    return client.search_runs(["0"], f"tags.mlflow.parentRunId = '{parent_id}'")
+
+
+def the_parent(client):
+    [parent] = client.search_runs(["0"], "tags.`convzoo.sweep` = 'parent'")
+    return parent
+
+
+def wait_for_trial_checkpoint(store, pid, step, timeout=180):
+    """The run id of the first checkpoint that process ``pid`` wrote at ``step`` or later of an epoch."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in store.checkpoints.glob("*/last.pt"):
+            try:
+                state = torch.load(path, weights_only=True)
+            except Exception:  # being replaced at this moment
+                continue
+            if state["pid"] == pid and state["trainer"]["loop"]["step"] >= step:
+                return path.parent.name
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} wrote no checkpoint at step {step}")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("lr=loguniform:1e-4", "unknown KIND 'loguniform' or wrong number of values"),
+    ("learning_rate=uniform:0:1", "unknown NAME 'learning_rate'"),
+    ("batch_size=choice:32,big", "'big' is not of type int"),
+    ("lr=loguniform:0:1e-2", "needs LOW < HIGH, LOW > 0"),
+    ("lr=int:1:3", "lr takes float values, not integers"),
+])
+def test_a_bad_param_spec_is_a_one_line_error_naming_the_forms(run_convzoo, tmp_path, spec, message):
+    result = run_convzoo("sweep", "vgg", "--param", spec, env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"})
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line == (f"Error: bad --param {spec!r} ({message}); use NAME=loguniform:LOW:HIGH or NAME=uniform:LOW:HIGH "
+                    f"or NAME=int:LOW:HIGH[:STEP] or NAME=choice:A,B,..., with NAME one of: epochs, batch_size, lr, "
+                    f"resize, optimizer, momentum, weight_decay, schedule, augment, seed, option=KEY")
+    assert not (tmp_path / "m.db").exists() and not (tmp_path / "optuna.db").exists()
+
+
+def test_params_suggest_typed_values_from_a_real_trial():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    trial = study.ask()
+    lr, batch, resize, ratio = (parse_param(spec).suggest(trial) for spec in (
+        "lr=loguniform:1e-4:1e-2", "batch_size=choice:32,64,128", "resize=int:64:128:16", "option=ratio=choice:4,8"))
+    assert 1e-4 <= lr <= 1e-2 and batch in (32, 64, 128) and resize in range(64, 129, 16) and ratio in (4, 8)
+    assert set(trial.params) == {"lr", "batch_size", "resize", "option.ratio"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--param", "option=width=choice:4,8"), "unknown option 'width' for vgg; allowed: ratio"),
+    (("--param", "lr=uniform:0.1:0.2", "--metric", "accuracy"),
+     "unknown metric 'accuracy'; choose one of: train_loss, train_acc, test_acc, epoch_time, examples_per_sec, lr, "
+     "train_steps"),
+    (("--param", "lr=uniform:0.1:0.2", "--pruner", "hyperband"),
+     "unknown pruner 'hyperband'; choose median, median:N (N trials before pruning starts) or none"),
+    (("--param", "lr=uniform:0.1:0.2", "--trials", "0"), "--trials must be at least 1, got 0"),
+    ((), "a sweep needs at least one --param, e.g. --param lr=loguniform:1e-4:1e-2"),
+])
+def test_bad_sweep_settings_are_one_line_errors_before_any_study(run_convzoo, tmp_path, args, message):
+    result = run_convzoo("sweep", "vgg", *args, env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"Error: {message}"]
+    assert not (tmp_path / "optuna.db").exists()
+
+
+def test_a_sweep_nests_its_trials_prunes_summarises_and_continues(store):
+    sweep = ("sweep", "vgg", "--param", "lr=loguniform:1e-4:3e-1", "--param", "batch_size=choice:8,16",
+             "--pruner", "median:1", "--sampler-seed", "3", *TINY)
+    first = convzoo(store, *sweep, "--trials", "4")
+    assert first.returncode == 0, first.stdout + first.stderr
+    client = mlflow.MlflowClient(store.uri)
+    parent = the_parent(client)
+    study = optuna.load_study(study_name="sweep-vgg", storage=f"sqlite:///{store.folder / 'optuna.db'}")
+    states = [trial.state for trial in study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) + states.count(optuna.trial.TrialState.PRUNED) == 4
+    assert optuna.trial.TrialState.PRUNED in states  # lr up to 0.3 sinks some trials below the median
+    runs = children(client, parent.info.run_id)
+    assert len(runs) == 4 and {run.data.tags["convzoo.sweep.trial"] for run in runs} == {"0", "1", "2", "3"}
+    for run, trial in ((run, study.trials[int(run.data.tags["convzoo.sweep.trial"])]) for run in runs):
+        assert run.data.tags["convzoo.sweep.study"] == "sweep-vgg" and trial.user_attrs["run_id"] == run.info.run_id
+        assert run.data.params["lr"] == str(trial.params["lr"]) and run.info.run_name.startswith(
+            f"vgg-quick-t{trial.number} lr=")
+        if trial.state == optuna.trial.TrialState.PRUNED:
+            assert run.info.status == "KILLED" and run.data.tags["convzoo.sweep.pruned"].startswith("pruned after")
+            assert not (store.checkpoints / run.info.run_id).exists()
+        else:
+            assert run.info.status == "FINISHED" and "convzoo.sweep.pruned" not in run.data.tags
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["sweep.param.lr"] == "loguniform:0.0001:0.3" and parent.data.params["sweep.trials"] == "4"
+    assert parent.data.metrics["best_test_acc"] == study.best_value
+    best = client.get_run(parent.data.tags["convzoo.sweep.best_run"])
+    assert best.data.tags["convzoo.sweep.best"] == "true" and best.data.metrics["test_acc"] == study.best_value
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")} >= {
+        "sweep/trials.csv", "sweep/best.json", "sweep/optimization_history.png"}
+    table = mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/sweep/trials.csv").splitlines()
+    assert table[0] == "trial,state,value,run_id,params" and len(table) == 5
+    listed = convzoo(store, "runs")
+    assert f"{parent.info.run_id}  vgg sweep (best)" in listed.stdout and f"{study.best_value:.4f}" in listed.stdout
+
+    more = convzoo(store, *sweep, "--trials", "6")
+    assert more.returncode == 0, more.stdout + more.stderr
+    assert "study sweep-vgg (joined)" in more.stdout and the_parent(client).info.run_id == parent.info.run_id
+    assert len(children(client, parent.info.run_id)) == 6
+
+    changed = convzoo(store, *sweep, "--trials", "6", "--seed", "1")
+    assert changed.returncode == 1
+    assert changed.stderr.strip().splitlines()[-1] == (
+        "Error: study 'sweep-vgg' was started with seed=0, not 1; use the same settings to continue it, or another "
+        "--study")
+
+
+@pytest.mark.postgres
+def test_two_workers_on_postgres_share_one_study_and_survive_a_sigkill(store, postgres, mlflow_server):
+    server = mlflow_server(backend=postgres.create_database("tracking_two_workers"))
+    storage = postgres.create_database("optuna_two_workers")
+    store.env.update(FAST_HEARTBEATS, MLFLOW_TRACKING_URI=server.uri)
+    command = ("sweep", "slownet", "--param", "lr=loguniform:1e-3:1e-1", "--trials", "6", "--pruner", "none",
+               "--study", "team", "--storage", storage, *SLOW)
+    first, second = start(store, *command), start(store, *command)
+    killed_run = wait_for_trial_checkpoint(store, first.pid, 5)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    output, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, output
+    assert "redacted" not in output and postgres.PASSWORD not in output and "convzoo:***@" in output
+
+    study = optuna.load_study(study_name="team", storage=storage)
+    finished = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    assert len(finished) == 6
+    client = mlflow.MlflowClient(server.uri)
+    parent = the_parent(client)
+    runs = children(client, parent.info.run_id)
+    assert len(runs) == 6 and {run.info.run_id for run in runs} == {t.user_attrs["run_id"] for t in finished}
+    for run in runs:  # every trial trained once: each epoch logged once, none missing
+        assert run.info.status == "FINISHED"
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "test_acc")) == [1, 2]
+    [retried] = [t for t in finished if "failed_trial" in t.system_attrs]
+    assert retried.user_attrs["run_id"] == killed_run
+    assert f"continuing run {killed_run} of trial {retried.system_attrs['failed_trial']} from its checkpoint" in output
+    assert parent.info.status == "FINISHED" and parent.data.tags["convzoo.sweep.best_run"] in {r.info.run_id for r in runs}
+    assert client.get_run(parent.data.tags["convzoo.sweep.best_run"]).data.tags["convzoo.sweep.best"] == "true"
+
+
+def test_compare_workers_share_the_architectures_and_a_sigterm_requeues_one(store):
+    command = ("compare", "--archs", "slownet,vgg", "--study", "grid", "--export", "false", *SLOW, "--resize", "32")
+    store.env.update(FAST_HEARTBEATS)
+    stopped = start(store, *command)
+    wait_for_trial_checkpoint(store, stopped.pid, 5)
+    stopped.send_signal(signal.SIGTERM)
+    output, _ = stopped.communicate(timeout=120)
+    assert stopped.returncode == 143, output
+    assert output.splitlines()[-1] == ("stopped by SIGTERM: the current trial's run ended KILLED with a checkpoint and "
+                                       "went back to study 'grid'; the same command continues it")
+
+    first, second = start(store, *command), start(store, *command)
+    outputs = [process.communicate(timeout=600)[0] for process in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+    client = mlflow.MlflowClient(store.uri)
+    [parent] = client.search_runs(["0"], "tags.`convzoo.compare` = 'parent'")
+    runs = children(client, parent.info.run_id)
+    assert sorted(run.data.tags["convzoo.arch"] for run in runs) == ["slownet", "vgg"]
+    assert all(run.info.status == "FINISHED" for run in runs)
+    assert any("continuing run" in text for text in outputs)
+    table = mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/comparison/comparison.csv").splitlines()
+    assert len(table) == 3 and parent.info.status == "FINISHED"
