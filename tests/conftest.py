@@ -278,14 +278,14 @@ def store(tmp_path, plugin_sites, monkeypatch):
 
 @pytest.fixture
 def mlflow_server(tmp_path):
-    """``mlflow_server(auth=False, backend=None)``: a started ``convzoo server``, stopped (whole process group) after
+    """``mlflow_server(auth=False, backend=None, admin_password=...)``: a started ``convzoo server``, stopped (whole process group) after
     the test."""
     servers = []
 
-    def make(auth: bool = False, backend: str | None = None) -> MlflowServer:
+    def make(auth: bool = False, backend: str | None = None, **settings) -> MlflowServer:
         folder = tmp_path / f"server-{len(servers)}"
         folder.mkdir()
-        servers.append(MlflowServer(folder, auth, backend))
+        servers.append(MlflowServer(folder, auth, backend, **settings))
         servers[-1].start()
         return servers[-1]
 

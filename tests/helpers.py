@@ -60,8 +60,10 @@ class MlflowServer:
     """A real ``convzoo server`` (MLflow's server) on a loopback port, its files in ``folder`` and its runs in
     ``backend`` (SQLite there by default); stop and start it on the same port and store."""
 
-    def __init__(self, folder: Path, auth: bool = False, backend: str | None = None) -> None:
+    def __init__(self, folder: Path, auth: bool = False, backend: str | None = None,
+                 admin_password: str | None = ADMIN_PASSWORD) -> None:
         self.folder, self.auth, self.backend, self.port = folder, auth, backend, free_port()
+        self.admin_password = admin_password  # None: the server makes one and keeps it in its folder
         self.uri = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
         self.output = folder / "server.log"
@@ -71,7 +73,9 @@ class MlflowServer:
                    "--workers", "1", "--auth" if self.auth else "--no-auth"]
         if self.backend:
             command += ["--backend-store-uri", self.backend]
-        env = {**os.environ, "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD}
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_AUTH_ADMIN_PASSWORD"}
+        if self.admin_password:
+            env["MLFLOW_AUTH_ADMIN_PASSWORD"] = self.admin_password
         with open(self.output, "a") as log:
             self.process = subprocess.Popen(command, cwd=self.folder, env=env, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True)

@@ -103,7 +103,7 @@ def compare_in_study(arch_names: list[str], storage_url: str, study_name: str, s
         result = train_one(name, [report], RunPlacement(None, parent_id, {studies.STUDY_TAG: study_name}))
         return result.history[-1].test_acc
 
-    studies.work(joined.study, studies.Queue(), run_trial, echo)
+    echo(studies.work(joined.study, studies.Queue(), run_trial, echo).line())
     failures = {trial.params["arch"]: trial.user_attrs[studies.ERROR_ATTR]
                 for trial in joined.study.get_trials(deepcopy=False) if studies.failed_by_error(trial)}
     done = finished_children(parent_id)

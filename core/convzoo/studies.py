@@ -230,14 +230,30 @@ def frozen(study: optuna.Study, trial: optuna.Trial) -> tuple[FrozenTrial, list[
     return next(t for t in trials if t.number == trial.number), trials
 
 
+@dataclass
+class WorkerStats:
+    """Where one worker's time went: training its trials, talking to the study's storage, waiting for others."""
+
+    trials: int = 0
+    training: float = 0.0
+    storage: float = 0.0
+    waiting: float = 0.0
+
+    def line(self) -> str:
+        per_trial = f" ({self.storage / self.trials:.3f} s a trial)" if self.trials else ""
+        return (f"this worker: {self.trials} trial(s), {self.training:.1f} s training, {self.storage:.2f} s in the "
+                f"study's storage{per_trial}, {self.waiting:.0f} s waiting for other workers' trials")
+
+
 def work(study: optuna.Study, quota: Quota | Queue, run_trial: Callable[[optuna.Trial, FrozenTrial], float],
-         echo: Callable[[str], None], poll: float = 1.0) -> None:
+         echo: Callable[[str], None], poll: float = 1.0) -> WorkerStats:
     """Take trials until the study has what ``quota`` wants; meanwhile fail (and so re-queue) trials of dead workers.
 
     ``run_trial`` trains one trial and returns its value; it raises ``optuna.TrialPruned`` to prune. An error in it
     fails that trial only. A stop request (a signal) re-queues the trial for the next worker and propagates.
     """
     current: list[int] = []
+    stats = WorkerStats()
 
     def objective(trial: optuna.Trial) -> float:
         current[:] = [trial.number]
@@ -245,6 +261,7 @@ def work(study: optuna.Study, quota: Quota | Queue, run_trial: Callable[[optuna.
         if not quota.admits(record, trials):
             trial.set_user_attr(OVER_QUOTA_ATTR, True)
             raise OverQuota()
+        started = time.monotonic()
         try:
             return run_trial(trial, record)
         except optuna.TrialPruned:
@@ -256,14 +273,21 @@ def work(study: optuna.Study, quota: Quota | Queue, run_trial: Callable[[optuna.
             trial.set_user_attr(ERROR_ATTR, reason[:2000])
             echo(f"trial {trial.number} failed: {reason}")
             raise TrialError(reason) from error
+        finally:
+            stats.trials += 1
+            stats.training += time.monotonic() - started
 
     while True:
+        started, trained = time.monotonic(), stats.training
         trials = study.get_trials(deepcopy=False)
         if quota.is_done(trials):
-            return
+            stats.storage += time.monotonic() - started
+            return stats
         if not quota.may_start(trials):
             optuna.storages.fail_stale_trials(study)
+            stats.storage += time.monotonic() - started
             time.sleep(poll)
+            stats.waiting += poll
             continue
         try:
             study.optimize(objective, n_trials=1, catch=(OverQuota, TrialError), gc_after_trial=False)
@@ -272,6 +296,8 @@ def work(study: optuna.Study, quota: Quota | Queue, run_trial: Callable[[optuna.
                 stopped = next(t for t in study.get_trials(deepcopy=False) if t.number == current[0])
                 retry_callback()(study, stopped)
             raise
+        finally:
+            stats.storage += time.monotonic() - started - (stats.training - trained)
 
 
 def _is_stop(error: BaseException) -> bool:

@@ -131,7 +131,7 @@ def run_sweep(spec: SweepSpec, train_new: TrainNew, resume: studies.ResumeRun, e
             raise optuna.TrialPruned(str(pruned)) from None
         return getattr(result.history[-1], spec.metric)
 
-    studies.work(joined.study, studies.Quota(spec.trials), run_trial, echo)
+    echo(studies.work(joined.study, studies.Quota(spec.trials), run_trial, echo).line())
     return summarize(joined.study, joined.parent_run_id, spec, echo)
 
 
@@ -175,7 +175,7 @@ def summarize(study: optuna.Study, parent_run_id: str, spec: SweepSpec, echo: Ca
             client.set_tag(parent_run_id, f"convzoo.sweep.best.{name}", str(value))
         client.log_dict(parent_run_id, {"value": best.value, "params": best.params, "run_id": best_run,
                                         "trial": best.number}, "sweep/best.json")
-        _log_plots(client, study, parent_run_id, len(complete))
+        _log_plots(client, study, parent_run_id, len(complete), spec.metric)
     client.set_terminated(parent_run_id, "FINISHED" if complete else "FAILED")
     echo(format_table(TRIAL_COLUMNS, [[row[c] for c in TRIAL_COLUMNS] for row in rows]))
     if best is None:
@@ -185,24 +185,27 @@ def summarize(study: optuna.Study, parent_run_id: str, spec: SweepSpec, echo: Ca
             "best_params": best.params, "rows": rows}
 
 
-def _log_plots(client: mlflow.MlflowClient, study: optuna.Study, parent_run_id: str, complete: int) -> None:
+def _log_plots(client: mlflow.MlflowClient, study: optuna.Study, parent_run_id: str, complete: int,
+               metric: str) -> None:
     """Optuna's optimisation history and, with two or more complete trials, the parameter importances."""
     import warnings
 
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     from optuna.visualization import matplotlib as plots
 
     from convzoo import figures  # noqa: F401  (selects the non-interactive backend)
 
-    plotters = {"sweep/optimization_history.png": plots.plot_optimization_history}
-    if complete >= 2:
-        plotters["sweep/param_importances.png"] = plots.plot_param_importances
-    for path, plot in plotters.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+        axes = plots.plot_optimization_history(study, target_name=metric)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        plotted = {"sweep/optimization_history.png": axes}
+        if complete >= 2:
             try:
-                axes = plot(study)
+                plotted["sweep/param_importances.png"] = plots.plot_param_importances(study, target_name=metric)
             except (RuntimeError, ValueError):  # importances of trials that all share one value
-                continue
-        client.log_figure(parent_run_id, axes.figure, path)
+                pass
+    for path, axes in plotted.items():
+        client.log_figure(parent_run_id, axes.figure, path, save_kwargs={"bbox_inches": "tight"})  # legend outside
         plt.close(axes.figure)
