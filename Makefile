@@ -60,6 +60,9 @@ bench-inference: install data
 bench-checkpoint: install data
 	$(BIN)/python benchmarks/checkpoint_cost.py $(BENCH_ARGS)
 
+bench-sweep: install data postgres
+	$(BIN)/python benchmarks/sweep_throughput.py $(BENCH_ARGS)
+
 bench-startup: install
 	$(BIN)/python benchmarks/startup.py $(BENCH_ARGS)
 

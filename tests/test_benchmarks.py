@@ -73,11 +73,29 @@ def test_checkpoint_cost_times_a_write_against_the_steps_between_two(tmp_path):
     assert "write / 100 steps" in done.stdout
 
 
+def test_sweep_throughput_runs_one_and_two_workers_on_one_study(tmp_path):
+    out = tmp_path / "sweep.json"
+    done = bench("sweep_throughput.py", "--storage", "sqlite", "--trials", "2", "--batches", "2", "--resize", "32",
+                 "--json", str(out))
+    assert done.returncode == 0, done.stderr + done.stdout
+    payload = json.loads(out.read_text())
+    one, two = payload["results"]
+    assert (one["workers"], one["threads"], two["workers"], two["threads"]) == (1, 2, 2, 1)
+    assert one["trials"] == two["trials"] == 2  # the study's total, however many workers
+    for row in (one, two):
+        assert row["trials_per_hour"] == pytest.approx(2 * 3600 / row["wall_s"], rel=0.01)
+        assert row["db_s_per_trial"] > 0 and row["training_s_per_trial"] > 0
+    assert payload["two_workers_over_one"]["sqlite"] == pytest.approx(
+        two["trials_per_hour"] / one["trials_per_hour"], abs=0.001)
+    assert "2 workers x 1 thread / 1 worker x 2 threads" in done.stdout
+
+
 @pytest.mark.parametrize("script, args, message", [
     ("train_throughput.py", ["--steps", "0"], "--steps must be at least 1, got 0"),
     ("train_throughput.py", ["--arch", "googlnet"], "unknown architecture 'googlnet' (did you mean 'googlenet'?)"),
     ("inference.py", ["--repeats", "-1"], "--repeats must be at least 1, got -1"),
     ("checkpoint_cost.py", ["--every", "0"], "--every must be at least 1, got 0"),
+    ("sweep_throughput.py", ["--trials", "0"], "--trials must be at least 1, got 0"),
 ])
 def test_bad_arguments_are_one_line_errors(script, args, message, tmp_path):
     out = tmp_path / "never.json"

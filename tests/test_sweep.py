@@ -60,6 +60,19 @@ def test_a_bad_param_spec_is_a_one_line_error_naming_the_forms(run_convzoo, tmp_
     assert not (tmp_path / "m.db").exists() and not (tmp_path / "optuna.db").exists()
 
 
+def test_a_study_storage_that_is_down_is_a_one_line_error_without_a_password(run_convzoo, tmp_path):
+    from helpers import free_port
+
+    url = f"postgresql://optuna:hidden-secret@127.0.0.1:{free_port()}/optuna"
+    result = run_convzoo("sweep", "vgg", "--param", "lr=uniform:0.001:0.01", "--storage", url,
+                         env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"})
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: cannot open the study storage {url.replace('hidden-secret', '***')}: ")
+    assert "hidden-secret" not in result.stdout + result.stderr
+    assert mlflow.MlflowClient(f"sqlite:///{tmp_path}/m.db").search_runs(["0"]) == []
+
+
 def test_params_suggest_typed_values_from_a_real_trial():
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     trial = study.ask()
@@ -172,8 +185,8 @@ def test_compare_workers_share_the_architectures_and_a_sigterm_requeues_one(stor
     stopped.send_signal(signal.SIGTERM)
     output, _ = stopped.communicate(timeout=120)
     assert stopped.returncode == 143, output
-    assert output.splitlines()[-1] == ("stopped by SIGTERM: the current trial's run ended KILLED with a checkpoint and "
-                                       "went back to study 'grid'; the same command continues it")
+    assert output.splitlines()[-1] == ("stopped by SIGTERM: a trial in progress went back to study 'grid' (its run "
+                                       "KILLED, with a checkpoint); the same command continues the study")
 
     first, second = start(store, *command), start(store, *command)
     outputs = [process.communicate(timeout=600)[0] for process in (first, second)]

@@ -331,8 +331,8 @@ def _until_stopped(start, study: str):
         try:
             return start(stop)
         except StopRequested as stopped:
-            _echo_now(f"stopped by {stopped.signal_name}: the current trial's run ended KILLED with a checkpoint and "
-                      f"went back to study {study!r}; the same command continues it")
+            _echo_now(f"stopped by {stopped.signal_name}: a trial in progress went back to study {study!r} (its run "
+                      f"KILLED, with a checkpoint); the same command continues the study")
             raise click.exceptions.Exit(exit_code(stopped.signum)) from None
 
 
@@ -362,16 +362,19 @@ def compare(archs: str, experiment: str | None, storage: str | None, study_name:
     ]
     for name in names:
         registry.get_architecture(name)  # unknown names fail before any run
-    check_tracking_store()
     if not (storage or study_name):
+        check_tracking_store()
         run_comparison(names, lambda name: _train_one(name, settings).run_id, echo=_echo_now, experiment=experiment)
         return
-    from convzoo.studies import default_storage
+    from convzoo.studies import default_storage, open_storage
 
     _refuse_under_mlflow_run("compare")
     study = study_name or "compare-" + "-".join(names)
+    url = storage or default_storage(mlflow.get_tracking_uri())
+    opened = open_storage(url)  # before the tracking store, so a bad storage leaves nothing behind
+    check_tracking_store()
     _until_stopped(lambda stop: compare_in_study(
-        names, storage or default_storage(mlflow.get_tracking_uri()), study, _study_settings(settings),
+        names, opened, url, study, _study_settings(settings),
         train_one=lambda name, callbacks, placement: _train_one(name, settings, experiment, [stop, *callbacks],
                                                                  placement),
         resume=lambda run_id, callbacks: _resume_one(run_id, {}, taken_over=True)([stop, *callbacks]),
@@ -412,7 +415,7 @@ def sweep(ctx: click.Context, arch: str, params: tuple[str, ...], trials: int, m
     from convzoo.run import local_checkpoint
     from convzoo.space import parse_space
     from convzoo.store import check_tracking_store
-    from convzoo.studies import default_storage
+    from convzoo.studies import default_storage, open_storage
     from convzoo.sweep import SweepSpec, run_sweep
 
     _refuse_under_mlflow_run("sweep")
@@ -425,6 +428,7 @@ def sweep(ctx: click.Context, arch: str, params: tuple[str, ...], trials: int, m
     recipe = choose_recipe(architecture, settings["recipe"], resolve_device(settings["device"]).type == "cuda")
     spec = SweepSpec(arch, recipe, study_name or f"sweep-{arch}", storage or default_storage(mlflow.get_tracking_uri()),
                      trials, metric, direction, pruner, space, _study_settings(settings), experiment, sampler_seed)
+    storage = open_storage(spec.storage)  # before the tracking store, so a bad storage leaves nothing behind
     check_tracking_store()
 
     def train_new(values: dict, callbacks: list, placement):
@@ -435,7 +439,7 @@ def sweep(ctx: click.Context, arch: str, params: tuple[str, ...], trials: int, m
         return _train_one(arch, merged, experiment, callbacks, placement)
 
     _until_stopped(lambda stop: run_sweep(
-        spec, lambda values, callbacks, placement: train_new(values, [stop, *callbacks], placement),
+        spec, storage, lambda values, callbacks, placement: train_new(values, [stop, *callbacks], placement),
         lambda run_id, callbacks: _resume_one(run_id, {}, taken_over=True)([stop, *callbacks]), echo=_echo_now,
         checkpoint_folder=lambda run_id: local_checkpoint(settings["checkpoint_dir"], run_id).parent), spec.study)
 

@@ -68,12 +68,13 @@ def compare(arch_names: list[str], train_one: Callable[[str], str], echo: Callab
     return {"parent_run_id": parent.info.run_id, "rows": rows, "failures": failures}
 
 
-def compare_in_study(arch_names: list[str], storage_url: str, study_name: str, settings: Mapping[str, Any],
+def compare_in_study(arch_names: list[str], storage: Any, storage_url: str, study_name: str, settings: Mapping[str, Any],
                      train_one: Callable[[str, list, Any], Any], resume: Callable[[str, list], Any],
                      experiment: str | None = None, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Be one worker of a comparison spread over processes: the study queues one trial per architecture when it is
     made, each worker trains the next one nobody has taken, and whichever worker finds nothing left logs the
-    comparison into the shared parent run. ``train_one(name, callbacks, placement)`` trains one child."""
+    comparison into the shared parent run. ``storage`` is the study's, opened from ``storage_url``;
+    ``train_one(name, callbacks, placement)`` trains one child."""
     import optuna
 
     from convzoo import studies
@@ -81,7 +82,6 @@ def compare_in_study(arch_names: list[str], storage_url: str, study_name: str, s
 
     if not arch_names:
         raise ConvzooError("no architectures to compare")
-    storage = studies.open_storage(storage_url)
     experiment_id = studies.experiment_id(experiment)
     joined = studies.join_study(
         storage, study_name, {"kind": "compare", "archs": arch_names, **settings}, "maximize",

@@ -74,7 +74,9 @@ def open_storage(url: str) -> RDBStorage:
 
     database = sqlite_path(url)
     lock = FileLock(f"{database}.lock") if database else contextlib.nullcontext()
-    for attempt in range(3):  # workers creating a new PostgreSQL schema at once: the losers see it half made
+    if database:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(3):
         try:
             with lock, warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: since 2.8
@@ -82,14 +84,21 @@ def open_storage(url: str) -> RDBStorage:
                                   grace_period=_seconds("CONVZOO_TRIAL_GRACE_SECONDS", DEFAULT_GRACE_SECONDS),
                                   heartbeat_stale_trial_callback=retry_callback(),
                                   engine_kwargs={"pool_pre_ping": True} if not database else None)
-        except ImportError as error:
-            raise ConvzooError(f"cannot open the study storage {redact(url)}: {error}") from None
         except Exception as error:
-            if attempt == 2 or "connect" in str(error).lower():
-                reason = str(error).strip().splitlines()[0][:300]
-                raise ConvzooError(f"cannot open the study storage {redact(url)}: {reason}") from None
-            time.sleep(1 + attempt)
+            if attempt < 2 and _made_by_a_twin(error):
+                time.sleep(1 + attempt)
+                continue
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+            raise ConvzooError(f"cannot open the study storage {redact(url)}: {reason}") from None
     raise AssertionError("unreachable")
+
+
+def _made_by_a_twin(error: Exception) -> bool:
+    """Another worker created the same new schema at the same moment (PostgreSQL says so; opening again works)."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    return isinstance(error, (IntegrityError, ProgrammingError)) and any(
+        word in str(error) for word in ("already exists", "duplicate key"))
 
 
 def retry_callback() -> RetryHeartbeatStaleTrialCallback:
@@ -292,11 +301,12 @@ def work(study: optuna.Study, quota: Quota | Queue, run_trial: Callable[[optuna.
         try:
             study.optimize(objective, n_trials=1, catch=(OverQuota, TrialError), gc_after_trial=False)
         except BaseException as error:
-            if _is_stop(error) and current:  # Optuna failed the trial; the next worker resumes its run instead
-                stopped = next(t for t in study.get_trials(deepcopy=False) if t.number == current[0])
-                retry_callback()(study, stopped)
+            stopped = [t for t in study.get_trials(deepcopy=False) if current and t.number == current[0]]
+            if _is_stop(error) and stopped and stopped[0].state == TrialState.FAIL:
+                retry_callback()(study, stopped[0])  # Optuna failed it; the next worker resumes its run instead
             raise
         finally:
+            current.clear()
             stats.storage += time.monotonic() - started - (stats.training - trained)
 
 

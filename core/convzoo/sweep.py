@@ -95,10 +95,11 @@ def trial_run_name(arch: str, recipe: str, number: int, values: dict[str, Any]) 
     return f"{arch}-{recipe}-t{number} {shown}".strip()
 
 
-def run_sweep(spec: SweepSpec, train_new: TrainNew, resume: studies.ResumeRun, echo: Callable[[str], None] = print,
+def run_sweep(spec: SweepSpec, storage: optuna.storages.RDBStorage, train_new: TrainNew, resume: studies.ResumeRun,
+              echo: Callable[[str], None] = print,
               checkpoint_folder: Callable[[str], Path] | None = None) -> dict[str, Any]:
-    """Be one worker of ``spec``'s study until it has ``spec.trials`` finished trials; summarise it into the parent."""
-    storage = studies.open_storage(spec.storage)
+    """Be one worker of ``spec``'s study (in ``storage``, opened from ``spec.storage``) until it has ``spec.trials``
+    finished trials; summarise it into the parent."""
     experiment = studies.experiment_id(spec.experiment)
     sampler = optuna.samplers.TPESampler(seed=spec.sampler_seed)
     joined = studies.join_study(
