@@ -1,5 +1,6 @@
 """``convzoo sweep`` and ``convzoo compare --study``: real Optuna studies in SQLite and PostgreSQL, real worker
 processes (one SIGKILLed, one sent SIGTERM), real MLflow stores and a real PostgreSQL-backed ``convzoo server``."""
+import contextlib
 import os
 import signal
 import time
@@ -199,3 +200,34 @@ def test_compare_workers_share_the_architectures_and_a_sigterm_requeues_one(stor
     assert any("continuing run" in text for text in outputs)
     table = mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/comparison/comparison.csv").splitlines()
     assert len(table) == 3 and parent.info.status == "FINISHED"
+
+
+def test_a_worker_killed_before_its_first_checkpoint_has_its_trial_trained_again(store):
+    store.env.update(FAST_HEARTBEATS)
+    command = ("compare", "--archs", "slownet", "--study", "early", "--export", "false", "--epochs", "1",
+               "--limit-train-batches", "40", "--limit-eval-batches", "1", "--checkpoint-every", "0")
+    killed = start(store, *command)
+    storage = f"sqlite:///{store.folder / 'optuna.db'}"
+    deadline = time.monotonic() + 120
+    while True:  # the trial has its run: the worker is loading data or training, 2 s from its first checkpoint
+        assert time.monotonic() < deadline and killed.poll() is None
+        with contextlib.suppress(KeyError):
+            trials = optuna.load_study(study_name="early", storage=storage).trials
+            if trials and "run_id" in trials[0].user_attrs:
+                break
+        time.sleep(0.05)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=30)
+    assert not list(store.checkpoints.glob("*/last.pt"))
+    dead = mlflow.MlflowClient(store.uri).get_run(trials[0].user_attrs["run_id"])
+    assert dead.info.status == "RUNNING"
+
+    again = convzoo(store, *command)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"run {dead.info.run_id} died before its first checkpoint; trial 1 trains again from the start" in again.stdout
+    client = mlflow.MlflowClient(store.uri)
+    [parent] = client.search_runs(["0"], "tags.`convzoo.compare` = 'parent'")
+    [child] = children(client, parent.info.run_id)
+    assert child.info.run_id != dead.info.run_id and child.info.status == "FINISHED"
+    gone = client.get_run(dead.info.run_id)
+    assert gone.info.lifecycle_stage == "deleted" and gone.info.status == "KILLED"

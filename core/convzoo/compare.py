@@ -98,9 +98,12 @@ def compare_in_study(arch_names: list[str], storage: Any, storage_url: str, stud
         report = studies.ReportToTrial(trial, "test_acc")
         previous = record.user_attrs.get(studies.RUN_ATTR)
         if previous:
-            return studies.continue_trial(previous, trial, trial.number, "test_acc", resume, [report], echo)
+            value = studies.continue_trial(previous, trial, trial.number, "test_acc", resume, [report], echo)
+            if value is not None:
+                return value
         echo(f"== {name}")
-        result = train_one(name, [report], RunPlacement(None, parent_id, {studies.STUDY_TAG: study_name}))
+        placement = studies.trial_run(trial, experiment_id, RunPlacement(None, parent_id, {studies.STUDY_TAG: study_name}))
+        result = train_one(name, [report], placement)
         return result.history[-1].test_acc
 
     echo(studies.work(joined.study, studies.Queue(), run_trial, echo).line())

@@ -21,6 +21,10 @@ from convzoo.runs import get_run, heartbeat_age, stale_after_seconds
 CHANGEABLE = ("epochs", "data_dir", "export", "register_as", "checkpoint_every", "checkpoint_dir")
 
 
+class NoCheckpoint(ConvzooError):
+    """The run stopped before its first checkpoint: there is nothing to continue from."""
+
+
 def load_checkpoint(run_id: str, folder: Path) -> tuple[dict[str, Any], str]:
     """The local checkpoint (always the newest) if there is one, else the one logged into the run; and where from."""
     local = folder / run_id / checkpoint.FILE_NAME
@@ -31,7 +35,7 @@ def load_checkpoint(run_id: str, folder: Path) -> tuple[dict[str, Any], str]:
         try:
             path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=download)
         except (MlflowException, OSError):
-            raise ConvzooError(f"run {run_id} has no checkpoint: none in {local} and none logged into the run "
+            raise NoCheckpoint(f"run {run_id} has no checkpoint: none in {local} and none logged into the run "
                                f"(it stopped before its first checkpoint, or was not made by convzoo train)") from None
         return checkpoint.load(Path(path)), f"runs:/{run_id}/{artifact}"
 

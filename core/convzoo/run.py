@@ -84,11 +84,13 @@ class Resume:
 
 @dataclass(frozen=True)
 class RunPlacement:
-    """Where a new run goes in MLflow: its name, a parent to nest under, and tags it starts with."""
+    """Where a new run goes in MLflow: its name, a parent to nest under, and tags it starts with; or ``run_id``, an
+    empty run made for this training beforehand (a sweep's trial, whose id the study must know before it trains)."""
 
     run_name: str | None = None
     parent_run_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    run_id: str | None = None
 
 
 def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experiment: str | None = None,
@@ -114,7 +116,7 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
         echo(f"recipe auto -> {config.recipe_resolved} ({why})")
 
     pm = pm or get_plugin_manager()
-    with tracking.mlflow_run(experiment, run_id=resume.run_id if resume else None, run_name=placement.run_name,
+    with tracking.mlflow_run(experiment, run_id=resume.run_id if resume else placement.run_id, run_name=placement.run_name,
                              parent_run_id=placement.parent_run_id, tags=placement.tags) as active:
         run_id = active.info.run_id
         outbox = Outbox(echo)

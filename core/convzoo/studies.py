@@ -9,6 +9,7 @@ that run from its checkpoint instead of training it again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import time
@@ -29,7 +30,7 @@ from convzoo.store import sqlite_path
 from convzoo.trainer import EpochMetrics, StopTraining
 
 if TYPE_CHECKING:
-    from convzoo.run import TrainResult
+    from convzoo.run import RunPlacement, TrainResult
 
 STORAGE_FILE = "optuna.db"
 SETTINGS_ATTR = "convzoo.settings"
@@ -324,15 +325,10 @@ class Pruned(StopTraining):
 
 
 class ReportToTrial(Callback):
-    """Records the trial's run id, reports the metric to the trial after every epoch, and prunes when told."""
+    """Reports the metric to the trial after every epoch, and prunes when told."""
 
     def __init__(self, trial: optuna.Trial, metric: str) -> None:
         self.trial, self.metric = trial, metric
-        self.run_id: str | None = None
-
-    def on_run_start(self, trainer) -> None:
-        self.run_id = mlflow.active_run().info.run_id
-        self.trial.set_user_attr(RUN_ATTR, self.run_id)
 
     def on_epoch_end(self, trainer, metrics: EpochMetrics) -> None:
         value = getattr(metrics, self.metric)
@@ -345,21 +341,49 @@ ResumeRun = Callable[[str, list], "TrainResult"]
 
 
 def continue_trial(run_id: str, trial: optuna.Trial, number: int, metric: str, resume: ResumeRun,
-                    callbacks: list[Callback], echo: Callable[[str], None]) -> float:
-    """A retried trial: its run finished (the worker died before telling Optuna), or continue it from its checkpoint."""
+                   callbacks: list[Callback], echo: Callable[[str], None]) -> float | None:
+    """A retried trial's value: its run had finished (the worker died before telling Optuna), or it continues from its
+    checkpoint; None when the run died before its first checkpoint (it is deleted, and the trial trains anew)."""
+    from convzoo.resume import NoCheckpoint
+
     run = get_run(run_id)
-    trial.set_user_attr(RUN_ATTR, run_id)
     if run.info.status == "FINISHED":
         echo(f"== trial {trial.number}: run {run_id} of trial {number} had finished; taking its {metric}")
+        trial.set_user_attr(RUN_ATTR, run_id)
         return run.data.metrics[metric]
     echo(f"== trial {trial.number}: continuing run {run_id} of trial {number} from its checkpoint")
-    return getattr(resume(run_id, callbacks).history[-1], metric)
+    try:
+        result = resume(run_id, callbacks)
+    except NoCheckpoint:
+        client = mlflow.MlflowClient()
+        client.set_tag(run_id, "convzoo.superseded", "its worker died before the first checkpoint; trained again")
+        client.set_terminated(run_id, "KILLED")
+        client.delete_run(run_id)  # it kept nothing; its trial's new run takes its place under the parent
+        echo(f"run {run_id} died before its first checkpoint; trial {trial.number} trains again from the start")
+        return None
+    return getattr(result.history[-1], metric)
+
+
+def _with_context(tags: Mapping[str, str]) -> dict[str, str]:
+    """``tags`` plus what ``mlflow.start_run`` would add (user, source, git commit), for runs made by id."""
+    from mlflow.tracking.context.registry import resolve_tags
+
+    return resolve_tags(dict(tags))
+
+
+def trial_run(trial: optuna.Trial, experiment_id: str, placement: RunPlacement) -> RunPlacement:
+    """Make the trial's MLflow run (as ``placement`` says) and record its id in the trial before anything trains, so
+    a worker that dies at any moment after leaves a trial that points at its run."""
+    run = mlflow.MlflowClient().create_run(experiment_id, run_name=placement.run_name, tags=_with_context(
+        {**placement.tags, "mlflow.parentRunId": placement.parent_run_id}))
+    trial.set_user_attr(RUN_ATTR, run.info.run_id)
+    return dataclasses.replace(placement, run_id=run.info.run_id)
 
 
 def create_parent_run(experiment_id: str, name: str, tags: Mapping[str, str], params: Mapping[str, Any]) -> str:
     """A RUNNING parent run that no process holds active (workers nest their trials under it by id)."""
     client = mlflow.MlflowClient()
-    run = client.create_run(experiment_id, run_name=name, tags=dict(tags))
+    run = client.create_run(experiment_id, run_name=name, tags=_with_context(tags))
     client.log_batch(run.info.run_id, params=[mlflow.entities.Param(k, str(v)[:6000]) for k, v in params.items()])
     return run.info.run_id
 

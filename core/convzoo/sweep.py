@@ -117,14 +117,17 @@ def run_sweep(spec: SweepSpec, storage: optuna.storages.RDBStorage, train_new: T
         previous = record.user_attrs.get(studies.RUN_ATTR)
         try:
             if previous:
-                return studies.continue_trial(previous, trial, number, spec.metric, resume, [report], echo)
+                value = studies.continue_trial(previous, trial, number, spec.metric, resume, [report], echo)
+                if value is not None:
+                    return value
             values = {param.name: param.suggest(trial) for param in spec.params}
-            placement = RunPlacement(trial_run_name(spec.arch, spec.recipe, number, values), joined.parent_run_id,
-                                     {studies.STUDY_TAG: spec.study, TRIAL_TAG: str(number)})
+            placement = studies.trial_run(trial, experiment, RunPlacement(
+                trial_run_name(spec.arch, spec.recipe, number, values), joined.parent_run_id,
+                {studies.STUDY_TAG: spec.study, TRIAL_TAG: str(number)}))
             echo(f"== trial {trial.number}: {placement.run_name}")
             result = train_new(values, [report], placement)
         except studies.Pruned as pruned:
-            run_id = report.run_id or previous
+            run_id = trial.user_attrs[studies.RUN_ATTR]
             mlflow.MlflowClient().set_tag(run_id, PRUNED_TAG, str(pruned))
             if checkpoint_folder:
                 shutil.rmtree(checkpoint_folder(run_id), ignore_errors=True)  # the run has it
