@@ -1,6 +1,9 @@
 """``convzoo sweep`` and ``convzoo compare --study``: real Optuna studies in SQLite and PostgreSQL, real worker
 processes (one SIGKILLed, one sent SIGTERM), real MLflow stores and a real PostgreSQL-backed ``convzoo server``."""
 import contextlib
+import csv
+import io
+import json
 import os
 import signal
 import time
@@ -129,8 +132,11 @@ def test_a_sweep_nests_its_trials_prunes_summarises_and_continues(store):
     assert best.data.tags["convzoo.sweep.best"] == "true" and best.data.metrics["test_acc"] == study.best_value
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")} >= {
         "sweep/trials.csv", "sweep/best.json", "sweep/optimization_history.png"}
-    table = mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/sweep/trials.csv").splitlines()
-    assert table[0] == "trial,state,value,run_id,params" and len(table) == 5
+    table = list(csv.DictReader(io.StringIO(mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/sweep/trials.csv"))))
+    assert [row["trial"] for row in table] == ["0", "1", "2", "3"]
+    for row, trial in zip(table, study.trials):
+        assert row["state"] == trial.state.name and row["run_id"] == trial.user_attrs["run_id"]
+        assert json.loads(row["params"]) == trial.params and row["error"] == ""
     listed = convzoo(store, "runs")
     assert f"{parent.info.run_id}  vgg sweep (best)" in listed.stdout and f"{study.best_value:.4f}" in listed.stdout
 
@@ -231,3 +237,18 @@ def test_a_worker_killed_before_its_first_checkpoint_has_its_trial_trained_again
     assert child.info.run_id != dead.info.run_id and child.info.status == "FINISHED"
     gone = client.get_run(dead.info.run_id)
     assert gone.info.lifecycle_stage == "deleted" and gone.info.status == "KILLED"
+
+
+def test_trials_whose_training_raises_fail_alone_and_a_study_of_only_failures_ends_failed(store):
+    result = convzoo(store, "sweep", "alexnet", "--param", "resize=choice:40,50", "--trials", "2", *TINY[:6])
+    assert result.returncode == 1
+    assert "trial 0 failed: ConvzooError: resize " in result.stdout and "is too small for alexnet" in result.stdout
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: no trial of study 'sweep-alexnet' completed; see the trials' errors above")
+    client = mlflow.MlflowClient(store.uri)
+    parent = the_parent(client)
+    assert parent.info.status == "FAILED"
+    table = list(csv.DictReader(io.StringIO(mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/sweep/trials.csv"))))
+    assert [row["state"] for row in table] == ["FAIL", "FAIL"]
+    assert all("it needs at least 67" in row["error"] for row in table)
+    assert [run.info.status for run in children(client, parent.info.run_id)] == ["FAILED", "FAILED"]

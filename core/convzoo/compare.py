@@ -102,8 +102,9 @@ def compare_in_study(arch_names: list[str], storage: Any, storage_url: str, stud
             if value is not None:
                 return value
         echo(f"== {name}")
-        placement = studies.trial_run(trial, experiment_id, RunPlacement(None, parent_id, {studies.STUDY_TAG: study_name}))
-        result = train_one(name, [report], placement)
+        with studies.trial_run(trial, experiment_id,
+                               RunPlacement(None, parent_id, {studies.STUDY_TAG: study_name})) as placement:
+            result = train_one(name, [report], placement)
         return result.history[-1].test_acc
 
     echo(studies.work(joined.study, studies.Queue(), run_trial, echo).line())

@@ -11,11 +11,13 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from convzoo import checkpoint
+from convzoo.artifacts import QUIET
 from convzoo.config import TrainConfig
 from convzoo.errors import ConvzooError
 from convzoo.registry import Architecture, Dataset, Registry
 from convzoo.run import Resume
 from convzoo.runs import get_run, heartbeat_age, stale_after_seconds
+from convzoo.store import environment_defaults
 
 # settings a resumed run may change: they do not change what is trained (``epochs`` only upwards)
 CHANGEABLE = ("epochs", "data_dir", "export", "register_as", "checkpoint_every", "checkpoint_dir")
@@ -33,7 +35,8 @@ def load_checkpoint(run_id: str, folder: Path) -> tuple[dict[str, Any], str]:
     artifact = f"{checkpoint.ARTIFACT_DIR}/{checkpoint.FILE_NAME}"
     with tempfile.TemporaryDirectory(prefix="convzoo-resume-") as download:
         try:
-            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=download)
+            with environment_defaults(QUIET):
+                path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=download)
         except (MlflowException, OSError):
             raise NoCheckpoint(f"run {run_id} has no checkpoint: none in {local} and none logged into the run "
                                f"(it stopped before its first checkpoint, or was not made by convzoo train)") from None

@@ -21,7 +21,7 @@ CREDENTIALS = "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_
 
 
 @contextlib.contextmanager
-def _environment_defaults(values: dict[str, str]):
+def environment_defaults(values: dict[str, str]):
     """Set these variables where the user has not, for the duration of the block."""
     added = {name: value for name, value in values.items() if name not in os.environ}
     os.environ.update(added)
@@ -65,7 +65,7 @@ def check_tracking_store() -> None:
     lock = FileLock(f"{database}.lock") if database else contextlib.nullcontext()
     if database:
         database.parent.mkdir(parents=True, exist_ok=True)
-    with lock, _environment_defaults(PROBE_SETTINGS if uri.startswith("http") else {}):
+    with lock, environment_defaults(PROBE_SETTINGS if uri.startswith("http") else {}):
         try:
             mlflow.MlflowClient().search_experiments(max_results=1)  # creates and migrates a new store
         except MlflowException as error:

@@ -371,13 +371,23 @@ def _with_context(tags: Mapping[str, str]) -> dict[str, str]:
     return resolve_tags(dict(tags))
 
 
-def trial_run(trial: optuna.Trial, experiment_id: str, placement: RunPlacement) -> RunPlacement:
+@contextlib.contextmanager
+def trial_run(trial: optuna.Trial, experiment_id: str, placement: RunPlacement):
     """Make the trial's MLflow run (as ``placement`` says) and record its id in the trial before anything trains, so
-    a worker that dies at any moment after leaves a trial that points at its run."""
-    run = mlflow.MlflowClient().create_run(experiment_id, run_name=placement.run_name, tags=_with_context(
+    a worker that dies at any moment after leaves a trial that points at its run. Yields ``placement`` with the
+    run's id; if training fails before it reaches the run (a bad value, a stop while loading data), the run is ended
+    here, never left RUNNING."""
+    client = mlflow.MlflowClient()
+    run = client.create_run(experiment_id, run_name=placement.run_name, tags=_with_context(
         {**placement.tags, "mlflow.parentRunId": placement.parent_run_id}))
     trial.set_user_attr(RUN_ATTR, run.info.run_id)
-    return dataclasses.replace(placement, run_id=run.info.run_id)
+    try:
+        yield dataclasses.replace(placement, run_id=run.info.run_id)
+    except BaseException as error:
+        if client.get_run(run.info.run_id).info.status == "RUNNING":
+            stopped = _is_stop(error) or isinstance(error, StopTraining)
+            client.set_terminated(run.info.run_id, "KILLED" if stopped else "FAILED")
+        raise
 
 
 def create_parent_run(experiment_id: str, name: str, tags: Mapping[str, str], params: Mapping[str, Any]) -> str:

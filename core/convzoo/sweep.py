@@ -2,8 +2,8 @@
 under the study's parent run, and the parent gets the study's summary when its last worker finishes."""
 from __future__ import annotations
 
+import csv
 import dataclasses
-import io
 import json
 import shutil
 import tempfile
@@ -121,11 +121,11 @@ def run_sweep(spec: SweepSpec, storage: optuna.storages.RDBStorage, train_new: T
                 if value is not None:
                     return value
             values = {param.name: param.suggest(trial) for param in spec.params}
-            placement = studies.trial_run(trial, experiment, RunPlacement(
-                trial_run_name(spec.arch, spec.recipe, number, values), joined.parent_run_id,
-                {studies.STUDY_TAG: spec.study, TRIAL_TAG: str(number)}))
-            echo(f"== trial {trial.number}: {placement.run_name}")
-            result = train_new(values, [report], placement)
+            with studies.trial_run(trial, experiment, RunPlacement(
+                    trial_run_name(spec.arch, spec.recipe, number, values), joined.parent_run_id,
+                    {studies.STUDY_TAG: spec.study, TRIAL_TAG: str(number)})) as placement:
+                echo(f"== trial {trial.number}: {placement.run_name}")
+                result = train_new(values, [report], placement)
         except studies.Pruned as pruned:
             run_id = trial.user_attrs[studies.RUN_ATTR]
             mlflow.MlflowClient().set_tag(run_id, PRUNED_TAG, str(pruned))
@@ -139,7 +139,7 @@ def run_sweep(spec: SweepSpec, storage: optuna.storages.RDBStorage, train_new: T
     return summarize(joined.study, joined.parent_run_id, spec, echo)
 
 
-TRIAL_COLUMNS = ["trial", "state", "value", "run_id", "params"]
+TRIAL_COLUMNS = ["trial", "state", "value", "run_id", "params", "error"]
 
 
 def trial_rows(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
@@ -147,7 +147,7 @@ def trial_rows(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
     return [{"trial": trial.number, "state": trial.state.name,
              "value": "" if trial.value is None else round(trial.value, 4),
              "run_id": trial.user_attrs.get(studies.RUN_ATTR, ""),
-             "params": json.dumps(trial.params, sort_keys=True)}
+             "params": json.dumps(trial.params, sort_keys=True), "error": trial.user_attrs.get(studies.ERROR_ATTR, "")}
             for trial in trials if not trial.user_attrs.get(studies.OVER_QUOTA_ATTR)]
 
 
@@ -158,11 +158,10 @@ def summarize(study: optuna.Study, parent_run_id: str, spec: SweepSpec, echo: Ca
     complete = [trial for trial in trials if trial.state == TrialState.COMPLETE]
     rows = trial_rows(trials)
     with tempfile.TemporaryDirectory(prefix="convzoo-sweep-") as folder:
-        table = io.StringIO()
-        table.write(",".join(TRIAL_COLUMNS) + "\n")
-        for row in rows:
-            table.write(",".join(json.dumps(row[c]) if c == "params" else str(row[c]) for c in TRIAL_COLUMNS) + "\n")
-        (Path(folder) / "trials.csv").write_text(table.getvalue())
+        with open(Path(folder) / "trials.csv", "w", newline="") as table:
+            writer = csv.DictWriter(table, fieldnames=TRIAL_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
         client.log_artifact(parent_run_id, str(Path(folder) / "trials.csv"), "sweep")
     best = None
     if complete:

@@ -204,7 +204,15 @@ def log_dataset(splits: ImageSplits) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the local source type is registered twice inside MLflow
         source = resolve_dataset_source(splits.source)
-    mlflow.log_input(MetaDataset(source, name=splits.name, digest=splits.digest), context="training")
+    for attempt in range(3):
+        try:
+            return mlflow.log_input(MetaDataset(source, name=splits.name, digest=splits.digest), context="training")
+        except MlflowException as error:
+            # a tracking server creating the same data set for two runs at once (workers of one sweep starting
+            # together) refuses one of them; the data set then exists, and logging again links it
+            if attempt == 2 or not any(text in str(error) for text in ("UNIQUE constraint failed: datasets",
+                                                                        '"dataset_pk"')):
+                raise
 
 
 def log_figure(figure, path: str) -> None:
