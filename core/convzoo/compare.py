@@ -77,16 +77,16 @@ def compare_in_study(arch_names: list[str], storage: Any, storage_url: str, stud
     ``train_one(name, callbacks, placement)`` trains one child."""
     import optuna
 
-    from convzoo import studies
+    from convzoo import studies, trial_runs
     from convzoo.run import RunPlacement
 
     if not arch_names:
         raise ConvzooError("no architectures to compare")
-    experiment_id = studies.experiment_id(experiment)
+    experiment_id = trial_runs.experiment_id(experiment)
     joined = studies.join_study(
         storage, study_name, {"kind": "compare", "archs": arch_names, **settings}, "maximize",
         optuna.samplers.RandomSampler(), optuna.pruners.NopPruner(), queued=[{"arch": name} for name in arch_names],
-        create_parent=lambda: studies.create_parent_run(
+        create_parent=lambda: trial_runs.create_parent_run(
             experiment_id, f"compare {study_name}", {"convzoo.compare": "parent", studies.STUDY_TAG: study_name},
             {"archs": ",".join(arch_names), "study": study_name, "storage": studies.redact(storage_url),
              **{key: value for key, value in settings.items() if value is not None}}))
@@ -95,14 +95,14 @@ def compare_in_study(arch_names: list[str], storage: Any, storage_url: str, stud
 
     def run_trial(trial, record) -> float:
         name = trial.suggest_categorical("arch", arch_names)
-        report = studies.ReportToTrial(trial, "test_acc")
+        report = trial_runs.ReportToTrial(trial, "test_acc")
         previous = record.user_attrs.get(studies.RUN_ATTR)
         if previous:
-            value = studies.continue_trial(previous, trial, trial.number, "test_acc", resume, [report], echo)
+            value = trial_runs.continue_trial(previous, trial, trial.number, "test_acc", resume, [report], echo)
             if value is not None:
                 return value
         echo(f"== {name}")
-        with studies.trial_run(trial, experiment_id,
+        with trial_runs.trial_run(trial, experiment_id,
                                RunPlacement(None, parent_id, {studies.STUDY_TAG: study_name})) as placement:
             result = train_one(name, [report], placement)
         return result.history[-1].test_acc

@@ -15,7 +15,7 @@ import mlflow
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from convzoo import studies
+from convzoo import studies, trial_runs
 from convzoo.callbacks import Callback
 from convzoo.errors import ConvzooError
 from convzoo.run import RunPlacement, TrainResult
@@ -95,16 +95,16 @@ def trial_run_name(arch: str, recipe: str, number: int, values: dict[str, Any]) 
     return f"{arch}-{recipe}-t{number} {shown}".strip()
 
 
-def run_sweep(spec: SweepSpec, storage: optuna.storages.RDBStorage, train_new: TrainNew, resume: studies.ResumeRun,
+def run_sweep(spec: SweepSpec, storage: optuna.storages.RDBStorage, train_new: TrainNew, resume: trial_runs.ResumeRun,
               echo: Callable[[str], None] = print,
               checkpoint_folder: Callable[[str], Path] | None = None) -> dict[str, Any]:
     """Be one worker of ``spec``'s study (in ``storage``, opened from ``spec.storage``) until it has ``spec.trials``
     finished trials; summarise it into the parent."""
-    experiment = studies.experiment_id(spec.experiment)
+    experiment = trial_runs.experiment_id(spec.experiment)
     sampler = optuna.samplers.TPESampler(seed=spec.sampler_seed)
     joined = studies.join_study(
         storage, spec.study, spec.identity(), spec.direction, sampler, make_pruner(spec.pruner),
-        create_parent=lambda: studies.create_parent_run(
+        create_parent=lambda: trial_runs.create_parent_run(
             experiment, f"{spec.arch}-{spec.recipe}-sweep {spec.study}",
             {SWEEP_TAG: "parent", studies.STUDY_TAG: spec.study, "convzoo.arch": spec.arch, "convzoo.recipe": spec.recipe},
             spec.parent_params()))
@@ -113,20 +113,20 @@ def run_sweep(spec: SweepSpec, storage: optuna.storages.RDBStorage, train_new: T
 
     def run_trial(trial: optuna.Trial, record: FrozenTrial) -> float:
         number = studies.original_number(record)
-        report = studies.ReportToTrial(trial, spec.metric)
+        report = trial_runs.ReportToTrial(trial, spec.metric)
         previous = record.user_attrs.get(studies.RUN_ATTR)
         try:
             if previous:
-                value = studies.continue_trial(previous, trial, number, spec.metric, resume, [report], echo)
+                value = trial_runs.continue_trial(previous, trial, number, spec.metric, resume, [report], echo)
                 if value is not None:
                     return value
             values = {param.name: param.suggest(trial) for param in spec.params}
-            with studies.trial_run(trial, experiment, RunPlacement(
+            with trial_runs.trial_run(trial, experiment, RunPlacement(
                     trial_run_name(spec.arch, spec.recipe, number, values), joined.parent_run_id,
                     {studies.STUDY_TAG: spec.study, TRIAL_TAG: str(number)})) as placement:
                 echo(f"== trial {trial.number}: {placement.run_name}")
                 result = train_new(values, [report], placement)
-        except studies.Pruned as pruned:
+        except trial_runs.Pruned as pruned:
             run_id = trial.user_attrs[studies.RUN_ATTR]
             mlflow.MlflowClient().set_tag(run_id, PRUNED_TAG, str(pruned))
             if checkpoint_folder:
