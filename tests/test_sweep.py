@@ -64,6 +64,15 @@ def test_a_bad_param_spec_is_a_one_line_error_naming_the_forms(run_convzoo, tmp_
     assert not (tmp_path / "m.db").exists() and not (tmp_path / "optuna.db").exists()
 
 
+@pytest.mark.parametrize("command", [("sweep", "vgg", "--param", "lr=uniform:0.001:0.01"),
+                                     ("compare", "--archs", "vgg", "--study", "grid")])
+def test_a_study_under_mlflow_run_is_refused(run_convzoo, tmp_path, command):
+    result = run_convzoo(*command, env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db", "MLFLOW_RUN_ID": "0" * 32})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: convzoo {command[0]} with a study makes its own parent run; run it outside `mlflow run`")
+
+
 def test_a_study_storage_that_is_down_is_a_one_line_error_without_a_password(run_convzoo, tmp_path):
     from helpers import free_port
 

@@ -12,7 +12,7 @@ import optuna
 
 from convzoo.callbacks import Callback
 from convzoo.runs import get_run
-from convzoo.studies import RUN_ATTR, is_stop
+from convzoo.studies import RUN_ATTR
 from convzoo.trainer import EpochMetrics, StopTraining
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def trial_run(trial: optuna.Trial, experiment_id: str, placement: RunPlacement):
         yield dataclasses.replace(placement, run_id=run.info.run_id)
     except BaseException as error:
         if client.get_run(run.info.run_id).info.status == "RUNNING":
-            stopped = is_stop(error) or isinstance(error, StopTraining)
+            stopped = isinstance(error, (StopTraining, KeyboardInterrupt))  # a signal or a pruner: on purpose
             client.set_terminated(run.info.run_id, "KILLED" if stopped else "FAILED")
         raise
 
