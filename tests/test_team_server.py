@@ -3,6 +3,7 @@ import stat
 
 import mlflow
 import mlflow.server
+import optuna
 from helpers import ADMIN_PASSWORD, convzoo
 
 TRAIN = ("train", "vgg", "--experiment", "team", "--epochs", "1", "--limit-train-batches", "2",
@@ -29,6 +30,12 @@ def test_read_users_cannot_write_runs_edit_users_can_and_a_wrong_password_is_one
     assert refused.stderr.splitlines()[-1].startswith(
         f"Error: the tracking server at {server.uri} refused this user permission to write runs here (HTTP 403)")
     assert mlflow.MlflowClient(server.uri).search_runs([experiment]) == []
+
+    sweep = convzoo(store, "sweep", "vgg", "--param", "lr=uniform:0.001:0.01", "--trials", "1", *TRAIN[2:])
+    assert sweep.returncode == 1
+    assert sweep.stderr.splitlines()[-1].startswith(
+        f"Error: the tracking server at {server.uri} refused this user permission to write runs here (HTTP 403)")
+    assert optuna.get_all_study_names(f"sqlite:///{store.folder / 'optuna.db'}") == []  # no study left half made
 
     store.env.update(MLFLOW_TRACKING_USERNAME="editor", MLFLOW_TRACKING_PASSWORD="wrong")
     wrong = convzoo(store, *TRAIN)

@@ -53,6 +53,18 @@ def credentials_error(uri: str, status: str) -> ConvzooError:
                         f"MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
 
 
+@contextlib.contextmanager
+def refusals_as_errors():
+    """A 401 or 403 from the tracking server inside the block becomes the one-line error that says what to do."""
+    try:
+        yield
+    except MlflowException as error:
+        status = refused(error)
+        if status:
+            raise credentials_error(mlflow.get_tracking_uri(), status) from None
+        raise
+
+
 def check_tracking_store() -> None:
     """Fail in seconds with one line if the tracking server is down or refuses us; initialise a new SQLite store once.
 

@@ -133,10 +133,14 @@ def join_study(storage: RDBStorage, name: str, settings: Mapping[str, Any], dire
         parent = _wait_for_parent(study, name, settings, create_parent)
         mlflow.MlflowClient().update_run(parent, status="RUNNING")  # a continued study's parent is at work again
         return Joined(study, parent, created=False)
+    try:
+        parent = create_parent()  # first: a user who may not write runs leaves no study behind
+    except BaseException:
+        optuna.delete_study(study_name=name, storage=storage)
+        raise
     study.set_user_attr(SETTINGS_ATTR, settings)
     for params in queued:
         study.enqueue_trial(params)
-    parent = create_parent()
     study.set_user_attr(PARENT_ATTR, parent)
     return Joined(study, parent, created=True)
 

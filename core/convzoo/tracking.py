@@ -26,7 +26,7 @@ from convzoo.errors import ConvzooError
 from convzoo.outbox import Outbox
 from convzoo.registry import Architecture, Dataset
 from convzoo.runs import HEARTBEAT_TAG
-from convzoo.store import credentials_error, refused, set_experiment
+from convzoo.store import refusals_as_errors, set_experiment
 from convzoo.trainer import EpochMetrics, StopTraining, is_stuck_at_chance
 
 STUCK_TAG = "convzoo.stuck_at_chance"
@@ -44,16 +44,11 @@ def mlflow_run(experiment: str | None = None, run_id: str | None = None, *, run_
     Inside an active run (``convzoo compare``) the new run is its child, which the MLflow UI nests; ``parent_run_id``
     nests it under a run no process has active (a sweep's parent, which several workers share).
     """
-    try:
+    with refusals_as_errors():
         if experiment:
             set_experiment(experiment)
         run = mlflow.start_run(run_id=run_id, log_system_metrics=True, nested=mlflow.active_run() is not None,
                                run_name=run_name, parent_run_id=parent_run_id, tags=dict(tags or {}) or None)
-    except MlflowException as error:
-        status = refused(error)
-        if status:
-            raise credentials_error(mlflow.get_tracking_uri(), status) from None
-        raise
     try:
         yield run
     except TrackingUnavailable:

@@ -12,6 +12,7 @@ import optuna
 
 from convzoo.callbacks import Callback
 from convzoo.runs import get_run
+from convzoo.store import refusals_as_errors
 from convzoo.studies import RUN_ATTR
 from convzoo.trainer import EpochMetrics, StopTraining
 
@@ -80,8 +81,9 @@ def trial_run(trial: optuna.Trial, experiment_id: str, placement: RunPlacement):
     run's id; if training fails before it reaches the run (a bad value, a stop while loading data), the run is ended
     here, never left RUNNING."""
     client = mlflow.MlflowClient()
-    run = client.create_run(experiment_id, run_name=placement.run_name, tags=_with_context(
-        {**placement.tags, "mlflow.parentRunId": placement.parent_run_id}))
+    with refusals_as_errors():
+        run = client.create_run(experiment_id, run_name=placement.run_name, tags=_with_context(
+            {**placement.tags, "mlflow.parentRunId": placement.parent_run_id}))
     trial.set_user_attr(RUN_ATTR, run.info.run_id)
     try:
         yield dataclasses.replace(placement, run_id=run.info.run_id)
@@ -95,7 +97,8 @@ def trial_run(trial: optuna.Trial, experiment_id: str, placement: RunPlacement):
 def create_parent_run(experiment_id: str, name: str, tags: Mapping[str, str], params: Mapping[str, Any]) -> str:
     """A RUNNING parent run that no process holds active (workers nest their trials under it by id)."""
     client = mlflow.MlflowClient()
-    run = client.create_run(experiment_id, run_name=name, tags=_with_context(tags))
+    with refusals_as_errors():
+        run = client.create_run(experiment_id, run_name=name, tags=_with_context(tags))
     client.log_batch(run.info.run_id, params=[mlflow.entities.Param(k, str(v)[:6000]) for k, v in params.items()])
     return run.info.run_id
 
