@@ -79,6 +79,7 @@ def compare_in_study(arch_names: list[str], storage: Any, storage_url: str, stud
 
     from convzoo import studies, trial_runs
     from convzoo.run import RunPlacement
+    from convzoo.store import redact
 
     if not arch_names:
         raise ConvzooError("no architectures to compare")
@@ -88,7 +89,7 @@ def compare_in_study(arch_names: list[str], storage: Any, storage_url: str, stud
         optuna.samplers.RandomSampler(), optuna.pruners.NopPruner(), queued=[{"arch": name} for name in arch_names],
         create_parent=lambda: trial_runs.create_parent_run(
             experiment_id, f"compare {study_name}", {"convzoo.compare": "parent", studies.STUDY_TAG: study_name},
-            {"archs": ",".join(arch_names), "study": study_name, "storage": studies.redact(storage_url),
+            {"archs": ",".join(arch_names), "study": study_name, "storage": redact(storage_url),
              **{key: value for key, value in settings.items() if value is not None}}))
     parent_id = joined.parent_run_id
     echo(f"study {study_name} ({'created' if joined.created else 'joined'}); parent run {parent_id}")

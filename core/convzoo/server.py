@@ -35,17 +35,12 @@ def kept_secret(folder: Path, name: str, variable: str) -> str:
     return path.read_text().strip()
 
 
-def redact(uri: str) -> str:
-    from convzoo.studies import redact as hide_password
-
-    return hide_password(uri) if "://" in uri and not uri.startswith("file:") else uri
-
-
 def plan(folder: Path, backend_store_uri: str | None, artifacts_destination: str | None, host: str, port: int,
          workers: int, auth: bool, default_permission: str,
          auth_database_uri: str | None = None) -> tuple[list[str], dict[str, str], list[str]]:
     """The ``mlflow server`` command, its environment, and what to tell the user."""
     from convzoo.errors import ConvzooError
+    from convzoo.store import redact
 
     if default_permission not in PERMISSIONS:
         raise ConvzooError(f"unknown permission {default_permission!r}; choose one of: {', '.join(PERMISSIONS)}")

@@ -38,6 +38,15 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len(prefix):].partition("?")[0]) if uri.startswith(prefix) else None
 
 
+def redact(url: str) -> str:
+    """A database URL with its password hidden, for messages and params (anything else as it is)."""
+    from sqlalchemy.engine import make_url
+
+    with contextlib.suppress(Exception):
+        return make_url(url).render_as_string(hide_password=True)
+    return url
+
+
 def refused(error: MlflowException) -> str | None:
     """``401``/``403`` when the server refused the credentials or the permission, else None."""
     status = error.get_http_status_code()

@@ -23,7 +23,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from convzoo.errors import ConvzooError
-from convzoo.store import sqlite_path
+from convzoo.store import redact, sqlite_path
 
 STORAGE_FILE = "optuna.db"
 SETTINGS_ATTR = "convzoo.settings"
@@ -50,15 +50,6 @@ def default_storage(tracking_uri: str) -> str:
     database = sqlite_path(tracking_uri)
     folder = database.parent if database else Path(".")
     return f"sqlite:///{(folder / STORAGE_FILE).absolute()}"
-
-
-def redact(url: str) -> str:
-    """The storage URL with its password hidden, for messages and params."""
-    from sqlalchemy.engine import make_url
-
-    with contextlib.suppress(Exception):
-        return make_url(url).render_as_string(hide_password=True)
-    return url
 
 
 def open_storage(url: str) -> RDBStorage:

@@ -21,6 +21,7 @@ from convzoo.errors import ConvzooError
 from convzoo.run import RunPlacement, TrainResult
 from convzoo.runs import SWEEP_TAG
 from convzoo.space import Param
+from convzoo.store import redact
 from convzoo.tables import format_table
 from convzoo.trainer import EpochMetrics
 
@@ -80,7 +81,7 @@ class SweepSpec:
 
     def parent_params(self) -> dict[str, Any]:
         return {**{key: value for key, value in self.settings.items() if value is not None},
-                "sweep.study": self.study, "sweep.storage": studies.redact(self.storage), "sweep.trials": self.trials,
+                "sweep.study": self.study, "sweep.storage": redact(self.storage), "sweep.trials": self.trials,
                 "sweep.metric": self.metric, "sweep.direction": self.direction, "sweep.pruner": self.pruner,
                 "arch": self.arch, "recipe": self.recipe,
                 **{f"sweep.param.{param.name}": param.describe() for param in self.params}}
@@ -108,7 +109,7 @@ def run_sweep(spec: SweepSpec, storage: optuna.storages.RDBStorage, train_new: T
             experiment, f"{spec.arch}-{spec.recipe}-sweep {spec.study}",
             {SWEEP_TAG: "parent", studies.STUDY_TAG: spec.study, "convzoo.arch": spec.arch, "convzoo.recipe": spec.recipe},
             spec.parent_params()))
-    echo(f"study {spec.study} ({'created' if joined.created else 'joined'}) in {studies.redact(spec.storage)}; "
+    echo(f"study {spec.study} ({'created' if joined.created else 'joined'}) in {redact(spec.storage)}; "
          f"parent run {joined.parent_run_id}")
 
     def run_trial(trial: optuna.Trial, record: FrozenTrial) -> float:
