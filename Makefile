@@ -1,7 +1,8 @@
 # Two commands set everything up on a fresh machine:
 #   make run    installs into ./.venv and runs the main job: `mlflow run . -P arch=alexnet` (quick recipe on a CPU)
 #   make test   installs into ./.venv and runs the test suite
-# Benchmarks: make bench-train, make bench-inference, make bench-startup, make bench-checkpoint, make bench-sweep
+# Benchmarks: make bench-train, make bench-inference, make bench-startup, make bench-checkpoint, make bench-sweep,
+#   make bench-dp
 # (see README); make server starts a team tracking server
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 ARCH ?= alexnet
 
-.PHONY: install data postgres run test ui server bench-train bench-inference bench-startup bench-checkpoint bench-sweep clean
+.PHONY: install data postgres run test ui server bench-train bench-inference bench-startup bench-checkpoint bench-sweep bench-dp clean
 
 install: $(STAMP)
 
@@ -62,6 +63,9 @@ bench-checkpoint: install data
 
 bench-sweep: install data postgres
 	$(BIN)/python benchmarks/sweep_throughput.py $(BENCH_ARGS)
+
+bench-dp: install data
+	$(BIN)/python benchmarks/data_parallel.py $(BENCH_ARGS)
 
 bench-startup: install
 	$(BIN)/python benchmarks/startup.py $(BENCH_ARGS)

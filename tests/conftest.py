@@ -91,10 +91,12 @@ SLOW_PLUGIN = '''
 from convzoo import hookimpl
 
 
-def build(in_channels, num_classes, *, input_size, delay):
-    """Conv, dropout and a fixed pause per training step: a kill can land mid-epoch at a known pace."""
+def build(in_channels, num_classes, *, input_size, delay, crash_on_rank):
+    """Conv, dropout and a fixed pause per training step: a kill can land mid-epoch at a known pace. Under torchrun,
+    rank ``crash_on_rank`` raises in its fourth training step."""
     import time
 
+    import torch
     from torch import nn
 
     class SlowNet(nn.Module):
@@ -102,10 +104,15 @@ def build(in_channels, num_classes, *, input_size, delay):
             super().__init__()
             self.layers = nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
                                         nn.Flatten(), nn.Dropout(0.5), nn.Linear(128, num_classes))
+            self.steps = 0
 
         def forward(self, x):
             if self.training:
                 time.sleep(delay)
+                self.steps += 1
+                if (self.steps == 4 and torch.distributed.is_initialized()
+                        and torch.distributed.get_rank() == crash_on_rank):
+                    raise RuntimeError(f"rank {crash_on_rank} crashed on purpose")
             return self.layers(x)
 
     return SlowNet()
@@ -114,7 +121,7 @@ def build(in_channels, num_classes, *, input_size, delay):
 @hookimpl
 def register_architectures(register):
     register(name="slownet", build=build, description="A small network that pauses on every training step",
-             input_size=28, options={"delay": 0.05},
+             input_size=28, options={"delay": 0.05, "crash_on_rank": -1},
              recipes={"seed": {"epochs": 2, "batch_size": 32, "lr": 0.01, "augment": True}})
 '''
 

@@ -90,12 +90,25 @@ def test_sweep_throughput_runs_one_and_two_workers_on_one_study(tmp_path):
     assert "2 workers x 1 thread / 1 worker x 2 threads" in done.stdout
 
 
+def test_data_parallel_compares_one_process_with_two_and_times_the_all_reduce(tmp_path):
+    out = tmp_path / "dp.json"
+    done = bench("data_parallel.py", "--arch", "vgg", "--batches", "2", "--repeats", "1", "--json", str(out))
+    assert done.returncode == 0, done.stderr + done.stdout
+    [row] = json.loads(out.read_text())["results"]
+    assert (row["arch"], row["input"], row["batch"]) == ("vgg", 112, 64)
+    assert row["ratio"] == pytest.approx(row["data_parallel"] / row["one_process"], abs=0.001)
+    assert row["all_reduce_ms"] > 0 and row["all_reduce_share"] == pytest.approx(
+        row["all_reduce_ms"] / row["step_ms"], abs=0.001)
+    assert "1 process x" in done.stdout and "all-reduce ms (of a step)" in done.stdout
+
+
 @pytest.mark.parametrize("script, args, message", [
     ("train_throughput.py", ["--steps", "0"], "--steps must be at least 1, got 0"),
     ("train_throughput.py", ["--arch", "googlnet"], "unknown architecture 'googlnet' (did you mean 'googlenet'?)"),
     ("inference.py", ["--repeats", "-1"], "--repeats must be at least 1, got -1"),
     ("checkpoint_cost.py", ["--every", "0"], "--every must be at least 1, got 0"),
     ("sweep_throughput.py", ["--trials", "0"], "--trials must be at least 1, got 0"),
+    ("data_parallel.py", ["--nproc", "1"], "--nproc must be at least 2 (it is compared with 1 process), got 1"),
 ])
 def test_bad_arguments_are_one_line_errors(script, args, message, tmp_path):
     out = tmp_path / "never.json"

@@ -13,7 +13,8 @@ BIN = Path(sys.executable).parent
 def test_mlflow_run_main_entry_point_trains_and_tracks(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    overrides = ["epochs=1", "batch_size=8", "limit_train_batches=2", "limit_eval_batches=2", "lr=5e-4"]
+    # two processes (torchrun, gloo): one run, written by rank 0, with the model, the ONNX export and its parity check
+    overrides = ["epochs=1", "batch_size=8", "limit_train_batches=2", "limit_eval_batches=2", "lr=5e-4", "nproc=2"]
     command = [str(BIN / "mlflow"), "run", str(ROOT), "-P", "arch=alexnet", "--env-manager", "local",
                "--experiment-name", "e2e", *[arg for value in overrides for arg in ("-P", value)]]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
@@ -24,6 +25,7 @@ def test_mlflow_run_main_entry_point_trains_and_tracks(tmp_path):
     assert run.data.tags["mlflow.project.entryPoint"] == "main"
     assert run.data.tags["mlflow.project.backend"] == "local"
     assert run.data.tags["convzoo.recipe"] == "quick"
+    assert (run.data.tags["convzoo.world_size"], run.data.params["per_rank_batch_size"]) == ("2", "4")
     params = run.data.params
     # what `mlflow run` logged, in the user's spelling, and what convzoo added from the recipe
     assert (params["arch"], params["recipe"], params["lr"], params["epochs"]) == ("alexnet", "auto", "5e-4", "1")

@@ -61,3 +61,27 @@ def test_augmentation_is_deterministic_changes_images_and_stays_in_range(splits)
 def test_channels_last_batches(splits):
     images, _ = next(iter(loader(splits, channels_last=True)))
     assert images.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_ranks_split_every_global_batch_and_together_see_what_one_process_sees(splits):
+    from convzoo.distributed import World
+
+    one = [(images, labels) for images, labels in loader(splits, augment=True)]
+    ranks = [[(images, labels) for images, labels in loader(splits, augment=True, world=World(rank, 3))]
+             for rank in range(3)]
+    for step, (images, labels) in enumerate(one):
+        parts = [rank[step] for rank in ranks]
+        assert [len(part[1]) for part in parts] == [6, 5, 5]  # 16 rows over 3 ranks
+        assert torch.equal(torch.cat([part[1] for part in parts]), labels)
+        # each image gets the augmentation it gets in the whole batch (same generator, its row of the draws)
+        assert torch.allclose(torch.cat([part[0] for part in parts]), images, atol=1e-6)
+
+
+def test_unshuffled_positions_of_all_ranks_cover_the_test_set_once(splits):
+    from convzoo.distributed import World
+
+    test = BatchLoader(splits.test_images, splits.test_labels, 300, 28, torch.device("cpu"), shuffle=False,
+                       world=World(0, 4), limit_batches=5)
+    positions = torch.cat([test.positions(rank) for rank in range(4)])
+    assert torch.equal(positions.sort().values, torch.arange(1500))
+    assert torch.equal(torch.cat([labels for _, labels in test]), splits.test_labels[test.positions(0)])

@@ -99,7 +99,7 @@ def test_params_suggest_typed_values_from_a_real_trial():
     (("--param", "option=width=choice:4,8"), "unknown option 'width' for vgg; allowed: ratio"),
     (("--param", "lr=uniform:0.1:0.2", "--metric", "accuracy"),
      "unknown metric 'accuracy'; choose one of: train_loss, train_acc, test_acc, epoch_time, examples_per_sec, lr, "
-     "train_steps"),
+     "train_steps, train_examples"),
     (("--param", "lr=uniform:0.1:0.2", "--pruner", "hyperband"),
      "unknown pruner 'hyperband'; choose median, median:N (N trials before pruning starts) or none"),
     (("--param", "lr=uniform:0.1:0.2", "--trials", "0"), "--trials must be at least 1, got 0"),

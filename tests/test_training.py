@@ -33,7 +33,8 @@ def test_short_training_run_is_fully_tracked(name, short_run, sample_images, tmp
     client = mlflow.MlflowClient()
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
-    for metric in ("train_loss", "train_acc", "test_acc", "epoch_time", "examples_per_sec", "lr", "train_steps"):
+    for metric in ("train_loss", "train_acc", "test_acc", "epoch_time", "examples_per_sec", "lr", "train_steps",
+                   "train_examples"):
         assert [m.step for m in client.get_metric_history(result.run_id, metric)] == [1, 2]
     assert any(key.startswith("system/") for key in run.data.metrics)
     params = run.data.params
@@ -89,7 +90,8 @@ def test_hooks_are_called_by_a_real_training_run(tracking_store, load_with):
     pm.register(recorder)
     config, arch, dataset = short_config("nin")
     train(config, arch, dataset, echo=lambda line: None, pm=pm)
-    metrics = ["epoch_time", "examples_per_sec", "lr", "test_acc", "train_acc", "train_loss", "train_steps"]
+    metrics = ["epoch_time", "examples_per_sec", "lr", "test_acc", "train_acc", "train_examples", "train_loss",
+               "train_steps"]
     assert recorder.calls == [("start", "nin", True), ("epoch", 1, metrics), ("epoch", 2, metrics), ("end", "FINISHED")]
 
 

@@ -50,15 +50,21 @@ def load(path: Path) -> dict[str, Any]:
 
 
 class Checkpointer(Callback):
-    """Saves the trainer's state every ``every`` steps, after every epoch, and when a stop is requested."""
+    """Saves the trainer's state every ``every`` steps, after every epoch, and when a stop is requested.
 
-    def __init__(self, path: Path, every: int, meta: dict[str, Any],
+    Under several processes every rank has one (the state is gathered over all of them); only rank 0's has a
+    ``path`` and writes.
+    """
+
+    def __init__(self, path: Path | None, every: int, meta: dict[str, Any],
                  upload: Callable[[Path], None] = lambda path: None) -> None:
         self.path, self.every, self.meta, self.upload = path, every, meta, upload
 
     def save(self, trainer: Trainer) -> None:
-        save({"format": FORMAT, **self.meta, "trainer": trainer.state_dict()}, self.path)
-        self.upload(self.path)
+        state = trainer.state_dict()
+        if self.path is not None:
+            save({"format": FORMAT, **self.meta, "trainer": state}, self.path)
+            self.upload(self.path)
 
     def on_step_end(self, trainer: Trainer) -> None:
         if self.every and trainer.global_step % self.every == 0 and trainer.state.step < len(trainer.train_loader):

@@ -170,37 +170,55 @@ def training_options(command):
     return command
 
 
-def _train_one(arch: str, settings: dict, experiment: str | None = None, callbacks=(), placement=None):
-    """Validate everything, then train ``arch`` in one MLflow run (a child when a run is active, or of
-    ``placement.parent_run_id``)."""
+def _resolve(arch: str, settings: dict):
+    """Validate everything a run of ``arch`` needs: its config, architecture and data set."""
     from convzoo.config import resolve_config
     from convzoo.devices import resolve_device, resolve_precision
-    from convzoo.run import RunPlacement, train as run_training
 
     settings = dict(settings)
     recipe, dataset, options = settings.pop("recipe"), settings.pop("dataset"), settings.pop("options")
     hyper = {name: settings.pop(name) for name, _, _ in HYPERPARAMETERS}
     device = resolve_device(settings["device"])
     resolve_precision(settings["precision"], device)
-    config, architecture, data = resolve_config(get_registry(), arch, recipe=recipe, dataset=dataset,
-                                                on_gpu=device.type == "cuda", overrides=hyper,
-                                                options=_parse_options(options), **settings)
+    return resolve_config(get_registry(), arch, recipe=recipe, dataset=dataset, on_gpu=device.type == "cuda",
+                          overrides=hyper, options=_parse_options(options), **settings)
+
+
+def _train_one(arch: str, settings: dict, experiment: str | None = None, callbacks=(), placement=None, world=None):
+    """Validate everything, then train ``arch`` in one MLflow run (a child when a run is active, or of
+    ``placement.parent_run_id``); ``world``: this process's rank when several train it."""
+    from convzoo.distributed import SINGLE
+    from convzoo.run import RunPlacement, train as run_training
+
+    config, architecture, data = _resolve(arch, settings)
     return run_training(config, architecture, data, experiment=experiment, echo=_echo_now, callbacks=callbacks,
-                        placement=placement or RunPlacement())
+                        placement=placement or RunPlacement(), world=world or SINGLE)
 
 
-def _resume_one(run_id: str, requested: dict, taken_over: bool = False):
-    """Continue ``run_id`` from its checkpoint with the settings the user gave (``requested``)."""
+def _resume_one(run_id: str, requested: dict, taken_over: bool = False, world=None):
+    """Continue ``run_id`` from its checkpoint with the settings the user gave (``requested``); under several
+    processes rank 0 reads the run and its checkpoint and hands them to the others."""
+    from convzoo.config import TrainConfig
+    from convzoo.distributed import SINGLE
+    from convzoo.launch import from_rank_zero
     from convzoo.resume import prepare
     from convzoo.run import train as run_training
     from convzoo.store import check_tracking_store
     from convzoo.tracking import point_mlflow_run_shell_to
 
-    check_tracking_store()
-    config, architecture, data, resume = prepare(get_registry(), run_id, requested, taken_over)
-    point_mlflow_run_shell_to(run_id)
+    def read_run():
+        check_tracking_store()
+        config, _, _, resume = prepare(get_registry(), run_id, requested, taken_over)
+        point_mlflow_run_shell_to(run_id)
+        return config.to_dict(), resume
+
+    world = world or SINGLE
+    saved, resume = from_rank_zero(world, read_run)
+    config = TrainConfig.from_dict(saved)
+    registry = get_registry()
+    architecture, data = registry.get_architecture(config.arch), registry.get_dataset(config.dataset)
     return lambda callbacks: run_training(config, architecture, data, echo=_echo_now, callbacks=callbacks,
-                                          resume=resume)
+                                          resume=resume, world=world)
 
 
 def _given(ctx: click.Context, values: dict) -> dict:
@@ -214,32 +232,62 @@ def _given(ctx: click.Context, values: dict) -> dict:
     return given
 
 
-def _train_until_stopped(start) -> None:
-    """Run ``start(callbacks)`` with SIGTERM/SIGINT/SIGHUP turned into a checkpointed stop; say how to resume."""
+def _last_run_note() -> str:
+    import mlflow
+
+    last = mlflow.last_active_run()
+    return f"; run {last.info.run_id} ended {last.info.status}" if last else ""
+
+
+def _stopped_line(signal_name: str, nproc: int) -> str:
+    import mlflow
+
+    last = mlflow.last_active_run()
+    if last is None:
+        return f"stopped by {signal_name} before a run was started"
+    again = f" --nproc {nproc}" if nproc > 1 else ""
+    return (f"stopped by {signal_name}: run {last.info.run_id} ended KILLED, checkpoint saved; continue it with: "
+            f"convzoo resume {last.info.run_id}{again}")
+
+
+def _train_until_stopped(start, world=None) -> None:
+    """Run ``start(callbacks)`` with SIGTERM/SIGINT/SIGHUP turned into a checkpointed stop; say how to resume.
+    ``world``: this process's rank when several train the run (rank 0 alone prints)."""
+    from convzoo.distributed import SINGLE
+    from convzoo.launch import as_one_of_many
     from convzoo.signals import StopOnSignal, exit_code
     from convzoo.trainer import StopRequested
 
-    stop = StopOnSignal()
+    world = world or SINGLE
+    stop = StopOnSignal(world)
     with stop.installed():
         try:
-            result = start([stop])
+            with as_one_of_many(world, _last_run_note):
+                result = start([stop])
         except StopRequested as stopped:
-            import mlflow
-
-            last = mlflow.last_active_run()
-            if last is None:
-                _echo_now(f"stopped by {stopped.signal_name} before a run was started")
-            else:
-                run_id = last.info.run_id
-                _echo_now(f"stopped by {stopped.signal_name}: run {run_id} ended KILLED, checkpoint saved; "
-                          f"continue it with: convzoo resume {run_id}")
+            if world.is_main:
+                _echo_now(_stopped_line(stopped.signal_name, world.size))
             raise click.exceptions.Exit(exit_code(stopped.signum)) from None
         except KeyboardInterrupt:
             _echo_now("interrupted at once: the run ended KILLED at its last checkpoint")
             raise click.exceptions.Exit(exit_code(signal.SIGINT)) from None
-    final = result.history[-1]
-    click.echo(f"run {result.run_id}: {result.arch} test acc {final.test_acc:.4f} after {len(result.history)} "
-               f"epoch(s) on {result.device} ({result.precision})")
+    if world.is_main:
+        final = result.history[-1]
+        click.echo(f"run {result.run_id}: {result.arch} test acc {final.test_acc:.4f} after {len(result.history)} "
+                   f"epoch(s) on {result.device} ({result.precision})")
+
+
+nproc_option = click.option(
+    "--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Train with N processes on this machine, started by torchrun (DistributedDataParallel; each takes "
+         "batch_size/N of every batch; on a CPU each gets cores/N threads). Several machines: see README.")
+
+
+def _launch_ranks(nproc: int, device: str) -> None:
+    """Hand this very command, less ``--nproc``, to torchrun as ``nproc`` ranks, and leave with their exit code."""
+    from convzoo.launch import launch, without_nproc
+
+    raise click.exceptions.Exit(launch(nproc, without_nproc(sys.argv[1:]), device, _echo_now))
 
 
 def _refuse_experiment_under_mlflow_run(experiment: str | None) -> None:
@@ -263,20 +311,31 @@ def _stop_with_mlflow_run() -> None:
 @training_options
 @click.option("--resume", "resume", default=None, metavar="RUN_ID",
               help="Continue this run from its checkpoint (ARCH may be left out).")
+@nproc_option
 @click.pass_context
-def train(ctx: click.Context, arch: str | None, experiment: str | None, resume: str | None, **settings) -> None:
+def train(ctx: click.Context, arch: str | None, experiment: str | None, resume: str | None, nproc: int,
+          **settings) -> None:
     """Train ARCH, tracked in one MLflow run (the MLproject's main entry point runs this)."""
+    from convzoo.launch import rank_world
+
     _stop_with_mlflow_run()
     _refuse_experiment_under_mlflow_run(experiment)
+    if not (arch or resume):
+        raise ConvzooError("missing ARCH: name an architecture (`convzoo archs` lists them), or pass --resume RUN_ID")
+    if nproc > 1:
+        if not resume:
+            from convzoo.distributed import check_batch
+
+            check_batch(_resolve(arch, settings)[0].hyper.batch_size, nproc)  # bad input fails before N processes
+        _launch_ranks(nproc, settings["device"])
+    world = rank_world(settings["device"])
     if resume:
         requested = _given(ctx, settings)
         if arch:
             requested["arch"] = arch
-        _train_until_stopped(_resume_one(resume, requested))
+        _train_until_stopped(_resume_one(resume, requested, world=world), world)
         return
-    if not arch:
-        raise ConvzooError("missing ARCH: name an architecture (`convzoo archs` lists them), or pass --resume RUN_ID")
-    _train_until_stopped(lambda callbacks: _train_one(arch, settings, experiment, callbacks))
+    _train_until_stopped(lambda callbacks: _train_one(arch, settings, experiment, callbacks, world=world), world)
 
 
 @cli.command()
@@ -287,11 +346,17 @@ def train(ctx: click.Context, arch: str | None, experiment: str | None, resume: 
 @click.option(*_dashed("register_as"), "register_as", default=None, help="Register the ONNX model under this name.")
 @checkpoint_options[0]
 @checkpoint_options[1]
+@nproc_option
 @click.pass_context
-def resume(ctx: click.Context, run_id: str, **settings) -> None:
+def resume(ctx: click.Context, run_id: str, nproc: int, **settings) -> None:
     """Continue RUN_ID (KILLED, FAILED, STALE, or FINISHED with more --epochs) exactly where its checkpoint left it."""
+    from convzoo.launch import rank_world
+
     _stop_with_mlflow_run()
-    _train_until_stopped(_resume_one(run_id, _given(ctx, settings)))
+    if nproc > 1:
+        _launch_ranks(nproc, "auto")
+    world = rank_world("auto")
+    _train_until_stopped(_resume_one(run_id, _given(ctx, settings), world=world), world)
 
 
 def study_options(command):

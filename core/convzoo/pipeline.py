@@ -10,21 +10,24 @@ import math
 import torch
 import torch.nn.functional as F
 
+from convzoo.distributed import SINGLE, World
+
 CROP_AREA = (0.64, 1.0)
 JITTER = 0.2
 
 
 class BatchLoader:
-    """Iterates (images, labels) on ``device``: float images in [0, 1] of ``size`` x ``size``."""
+    """Iterates (images, labels) on ``device``: float images in [0, 1] of ``size`` x ``size``; under several
+    processes, this rank's rows of each ``batch_size`` global batch."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, size: int, device: torch.device,
                  *, shuffle: bool, augment: bool = False, seed: int = 0, limit_batches: int = 0,
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, world: World = SINGLE) -> None:
         # on a GPU the whole uint8 data set lives on the device, so the pipeline never waits on the host
         self.images = images.to(device) if device.type == "cuda" else images
         self.labels = labels.to(device) if device.type == "cuda" else labels
         self.batch_size, self.size, self.device = batch_size, size, device
-        self.shuffle, self.augment, self.seed = shuffle, augment, seed
+        self.shuffle, self.augment, self.seed, self.world = shuffle, augment, seed, world
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         batches = math.ceil(len(images) / batch_size)
         self.num_batches = min(batches, limit_batches) if limit_batches else batches
@@ -32,6 +35,18 @@ class BatchLoader:
 
     def __len__(self) -> int:
         return self.num_batches
+
+    def batch_rows(self, position: int) -> int:
+        """Rows of global batch ``position`` (the last one may be short)."""
+        return min(self.batch_size, len(self.images) - position * self.batch_size)
+
+    def positions(self, rank: int) -> torch.Tensor:
+        """Which images (in data set order) ``rank`` sees over an unshuffled epoch."""
+        parts = []
+        for position in range(self.num_batches):
+            start, rows = position * self.batch_size, self.batch_rows(position)
+            parts.append(torch.arange(start, start + rows)[self.world.rows(rows, rank)])
+        return torch.cat(parts)
 
     def __iter__(self):
         batches = self.epoch_batches(self.epoch)
@@ -50,6 +65,7 @@ class EpochBatches:
         # random numbers are drawn where the images are: a host-to-GPU copy per batch would wait for the GPU each step
         where = loader.images.device
         self.loader, self.position = loader, start
+        self.rows = 0  # rows of the global batch last yielded, over every rank
         self.generator = torch.Generator(device=where).manual_seed(loader.seed * 1000003 + epoch)
         count = len(loader.images)
         if loader.shuffle:
@@ -64,10 +80,12 @@ class EpochBatches:
         while self.position < loader.num_batches:
             start = self.position * loader.batch_size
             index = self.order[start:start + loader.batch_size]
+            self.rows, mine = len(index), loader.world.rows(len(index))
+            index = index[mine]
             images = loader.images[index].to(loader.device, non_blocking=True).float().div_(255)
             labels = loader.labels[index].to(loader.device, non_blocking=True)
             if loader.augment:
-                images = augment(images, loader.size, self.generator)
+                images = augment(images, loader.size, self.generator, mine, self.rows)
             else:
                 images = resize(images, loader.size)
             self.position += 1
@@ -82,12 +100,15 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
                          antialias=size < images.shape[-1])
 
 
-def augment(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip, random resized crop and brightness/contrast jitter, per image."""
+def augment(images: torch.Tensor, size: int, generator: torch.Generator, rows: slice | None = None,
+            total: int | None = None) -> torch.Tensor:
+    """Random horizontal flip, random resized crop and brightness/contrast jitter, per image. ``images`` may be
+    ``rows`` of a batch of ``total``: each image then gets the numbers it would get in the whole batch."""
     n = images.shape[0]
+    total, rows = total or n, rows or slice(None)
 
     def uniform(low: float, high: float) -> torch.Tensor:
-        return torch.rand(n, generator=generator, device=images.device) * (high - low) + low
+        return torch.rand(total, generator=generator, device=images.device)[rows] * (high - low) + low
 
     scale = uniform(*CROP_AREA).sqrt()
     flip = torch.where(uniform(0, 1) < 0.5, -1.0, 1.0)

@@ -19,6 +19,7 @@ from convzoo.config import AUTO_RECIPE, TrainConfig
 from convzoo.data import ImageSplits
 from convzoo.errors import ConvzooError
 from convzoo.devices import resolve_device, resolve_precision
+from convzoo.distributed import SINGLE, World, check_batch, cores, leave, rank_seed, threads_per_rank
 from convzoo.memory import keep_freed_memory
 from convzoo.console import ConsoleOutput
 from convzoo.observers import PluginHooks, RunContext
@@ -42,13 +43,26 @@ class TrainResult:
     arch: str
 
 
-def prepare_device(config: TrainConfig) -> tuple[torch.device, str]:
-    """The run's device and precision, with this process set up to train there (freed memory kept on a CPU)."""
+def prepare_device(config: TrainConfig, world: World = SINGLE) -> tuple[torch.device, str]:
+    """The run's device and precision, with this process set up to train there (freed memory kept on a CPU; under
+    several processes, this rank's GPU, or its share of the CPU cores)."""
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)  # bad input fails before the process is changed
     if device.type == "cpu":
         keep_freed_memory()
+        if world.distributed:
+            torch.set_num_threads(threads_per_rank(world.local_size))
+    elif world.distributed:
+        device = torch.device("cuda", world.local_rank)
     return device, precision
+
+
+def describe_world(world: World, batch_size: int, device: torch.device) -> str:
+    """One line on how the work is spread: processes, threads or GPUs, and each one's share of the batch."""
+    where = (f"{world.size} processes x {torch.get_num_threads()} thread(s) ({world.local_size} on this machine's "
+             f"{cores()} cores)" if device.type == "cpu" else f"{world.size} processes, one GPU each")
+    return (f"{where}, backend {world.backend}: each takes {batch_size // world.size} of every {batch_size}-image "
+            f"batch")
 
 
 def build_model(config: TrainConfig, arch: Architecture, dataset: Dataset, device: torch.device) -> torch.nn.Module:
@@ -58,10 +72,11 @@ def build_model(config: TrainConfig, arch: Architecture, dataset: Dataset, devic
     return model.to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
 
 
-def make_loaders(config: TrainConfig, splits: ImageSplits, device: torch.device) -> tuple[BatchLoader, BatchLoader]:
-    """The run's training and test batches."""
+def make_loaders(config: TrainConfig, splits: ImageSplits, device: torch.device,
+                 world: World = SINGLE) -> tuple[BatchLoader, BatchLoader]:
+    """The run's training and test batches (this rank's rows of them)."""
     loader = functools.partial(BatchLoader, batch_size=config.hyper.batch_size, size=config.resize, device=device,
-                               seed=config.seed, channels_last=config.channels_last)
+                               seed=config.seed, channels_last=config.channels_last, world=world)
     train = loader(splits.train_images, splits.train_labels, shuffle=True, augment=config.hyper.augment,
                    limit_batches=config.limit_train_batches)
     test = loader(splits.test_images, splits.test_labels, shuffle=False, limit_batches=config.limit_eval_batches)
@@ -96,20 +111,29 @@ class RunPlacement:
 def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experiment: str | None = None,
           echo: Callable[[str], None] = print, pm: pluggy.PluginManager | None = None,
           callbacks: Sequence[Callback] = (), resume: Resume | None = None,
-          placement: RunPlacement = RunPlacement()) -> TrainResult:
+          placement: RunPlacement = RunPlacement(), world: World = SINGLE) -> TrainResult:
     """Train ``arch`` on ``dataset`` as ``config`` says, tracked in one MLflow run (``resume.run_id`` continued from
     its checkpoint when given, else a new run placed as ``placement`` says); ``pm`` supplies the observers,
-    ``callbacks`` join the run's own."""
-    device, precision = prepare_device(config)
+    ``callbacks`` join the run's own. Under several processes (``world``) every rank calls this; rank 0 alone
+    tracks, checkpoints, prints and calls the observers."""
+    check_batch(config.hyper.batch_size, world.size)
+    device, precision = prepare_device(config, world)
     if resume:
         if resume.state["device"] != device.type:
             raise ConvzooError(f"run {resume.run_id} was trained on {resume.state['device']}; resume it there "
                                f"(--device {resume.state['device']}): its random state belongs to that device")
         precision = resume.state["precision"]  # the checkpoint's precision: resuming in another is not exact
     model = build_model(config, arch, dataset, device)  # a bad architecture option fails here, first
-    check_tracking_store()
+    if world.rank:
+        torch.manual_seed(rank_seed(config.seed, world.rank))  # its own dropout; DDP gives it rank 0's weights
+    else:
+        check_tracking_store()
     splits = resolve(dataset.load)(config.data_dir)
-    train_loader, test_loader = make_loaders(config, splits, device)
+    train_loader, test_loader = make_loaders(config, splits, device, world)
+    if not world.is_main:
+        return train_untracked(model, train_loader, test_loader, config, precision, world, callbacks, resume, arch)
+    if world.distributed:
+        echo(describe_world(world, config.hyper.batch_size, device))
     if config.recipe == AUTO_RECIPE and not resume:
         why = ("a GPU is available" if device.type == "cuda"
                else "no GPU: the seed recipe takes hours on a CPU; --recipe seed forces it")
@@ -128,8 +152,8 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
                             on_failure=lambda failures: tag(tracking.PLUGIN_ERRORS_TAG, "; ".join(failures)))
         path = local_checkpoint(config.checkpoint_dir, run_id)
         meta = {"run_id": run_id, "config": config.to_dict(), "device": device.type, "precision": precision,
-                "host": socket.gethostname(), "pid": os.getpid()}
-        trainer = Trainer(model, train_loader, test_loader, config.hyper, precision, callbacks=[
+                "host": socket.gethostname(), "pid": os.getpid(), "world_size": world.size}
+        trainer = Trainer(model, train_loader, test_loader, config.hyper, precision, world=world, callbacks=[
             checkpoint.Checkpointer(path, config.checkpoint_every, meta, upload=lambda saved: outbox.put(
                 "checkpoint", lambda client: client.log_artifact(run_id, str(saved), checkpoint.ARTIFACT_DIR))),
             tracking.MetricsLogger(outbox, run_id), ConsoleOutput(echo),
@@ -137,14 +161,21 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
         if resume:
             trainer.load_state_dict(resume.state["trainer"])
             tracking.log_missing_epochs(run_id, trainer.state.history)
-            mlflow.set_tag(EPOCHS_TAG, str(config.hyper.epochs))  # the epochs param keeps its first value
+            # the epochs and world_size params keep their first values
+            mlflow.set_tags({EPOCHS_TAG: str(config.hyper.epochs), **tracking.world_tags(world)})
             echo(f"resuming run {run_id} from {resume.path}: epoch {trainer.state.epoch}, "
                  f"step {trainer.state.step}/{len(train_loader)}")
+            saved_size = resume.state.get("world_size", 1)
+            if saved_size != world.size:
+                echo(f"its checkpoint was made by {saved_size} process(es), this is {world.size}: the global batch "
+                     f"stays {config.hyper.batch_size}, but the rest of the run is not bit-exact (sums in another "
+                     f"order, other dropout streams)")
         else:
-            tracking.log_setup(config, arch, splits, str(device), precision, count_params(model))
+            tracking.log_setup(config, arch, splits, str(device), precision, count_params(model), world)
         try:
             with tracking.Heartbeat(outbox, run_id, tracking.heartbeat_seconds()):
                 trainer.fit()
+                leave()  # the other ranks are done; what follows is rank 0's alone
                 wait_for_server(outbox, run_id, path)
                 finish(trainer, config, splits, dataset, echo)
         except BaseException as error:
@@ -158,6 +189,20 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
         wait_for_server(outbox, run_id, path)
         shutil.rmtree(path.parent, ignore_errors=True)  # the run has it as checkpoints/last.pt
     return TrainResult(run_id, trainer.state.history, str(device), precision, model, arch.name)
+
+
+def train_untracked(model: torch.nn.Module, train_loader: BatchLoader, test_loader: BatchLoader, config: TrainConfig,
+                    precision: str, world: World, callbacks: Sequence[Callback], resume: Resume | None,
+                    arch: Architecture) -> TrainResult:
+    """A rank other than 0: the same training steps and collectives, nothing tracked, written or printed."""
+    trainer = Trainer(model, train_loader, test_loader, config.hyper, precision, world=world, callbacks=[
+        checkpoint.Checkpointer(None, config.checkpoint_every, {}), *callbacks])
+    if resume:
+        trainer.load_state_dict(resume.state["trainer"])
+    trainer.fit()
+    leave()
+    return TrainResult(resume.run_id if resume else "", trainer.state.history, str(train_loader.device), precision,
+                       model, arch.name)
 
 
 def wait_for_server(outbox: Outbox, run_id: str, path: Path) -> None:

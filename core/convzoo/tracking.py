@@ -22,6 +22,7 @@ from torch import nn
 from convzoo.callbacks import Callback
 from convzoo.config import TrainConfig
 from convzoo.data import ImageSplits
+from convzoo.distributed import SINGLE, World
 from convzoo.errors import ConvzooError
 from convzoo.outbox import Outbox
 from convzoo.registry import Architecture, Dataset
@@ -32,6 +33,8 @@ from convzoo.trainer import EpochMetrics, StopTraining, is_stuck_at_chance
 STUCK_TAG = "convzoo.stuck_at_chance"
 PLUGIN_ERRORS_TAG = "convzoo.plugin_errors"
 RESUMED_TAG = "convzoo.resumed_run"
+WORLD_SIZE_TAG = "convzoo.world_size"
+BACKEND_TAG = "convzoo.backend"
 DEFAULT_HEARTBEAT_SECONDS = 30
 
 
@@ -85,13 +88,18 @@ def point_mlflow_run_shell_to(resumed_run_id: str) -> None:
                                                      f"training it asked for continued in run {resumed_run_id}.")
 
 
+def world_tags(world: World) -> dict[str, str]:
+    return {WORLD_SIZE_TAG: str(world.size), BACKEND_TAG: world.backend}
+
+
 def log_setup(config: TrainConfig, arch: Architecture, splits: ImageSplits, device: str, precision: str,
-              num_params: int) -> None:
+              num_params: int, world: World = SINGLE) -> None:
     """Params, tags, the data set input and ``config.json``: what a run is, before it trains."""
     from convzoo import __version__
 
-    log_new_params(config.to_params())
-    mlflow.set_tags({
+    log_new_params({**config.to_params(), "world_size": world.size,
+                    "per_rank_batch_size": config.hyper.batch_size // world.size, "backend": world.backend})
+    mlflow.set_tags({**world_tags(world),
         "convzoo.num_params": str(num_params),
         "convzoo.arch": arch.name, "convzoo.plugin": arch.plugin, "convzoo.plugin_version": arch.plugin_version,
         "convzoo.version": __version__, "convzoo.device": device, "convzoo.precision": precision,

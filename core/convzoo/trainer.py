@@ -3,6 +3,8 @@
 Loss and accuracy are summed on the device and read once per epoch (and when the progress bar redraws), so the loop
 never waits for the device on every step. Everything else (tracking, checkpoints, console, hooks) is a callback.
 Its whole state, RNGs included, is ``Trainer.state_dict()``: loading it continues training bit for bit.
+Under several processes (``world``) it is DistributedDataParallel: each rank trains on its rows of every global batch,
+and the epoch's sums, the test predictions and the checkpointed state are gathered over all ranks.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from convzoo.callbacks import Callback, CallbackList
+from convzoo.distributed import SINGLE, World, rank_seed
 from convzoo.pipeline import BatchLoader, EpochBatches
 from convzoo.recipes import Recipe
 
@@ -32,6 +35,7 @@ class EpochMetrics:
     examples_per_sec: float
     lr: float
     train_steps: int
+    train_examples: int = 0
 
     def as_dict(self) -> dict[str, float]:
         return {k: v for k, v in self.__dict__.items() if k != "epoch"}
@@ -142,8 +146,9 @@ class Trainer:
     """Trains ``model`` for ``hyper.epochs``, calling ``callbacks``; ``state_dict()`` is everything it knows."""
 
     def __init__(self, model: nn.Module, train: BatchLoader, test: BatchLoader, hyper: Recipe, precision: str,
-                 callbacks: list[Callback] = ()) -> None:
-        self.model, self.train_loader, self.test_loader = model, train, test
+                 callbacks: list[Callback] = (), world: World = SINGLE) -> None:
+        self.model, self.train_loader, self.test_loader, self.world = model, train, test, world
+        self.parallel_model = world.wrap(model)  # what trains; ``model`` itself evaluates and is saved
         self.hyper, self.precision, self.device = hyper, precision, train.device
         self.callbacks = CallbackList(callbacks)
         self.optimizer = make_optimizer(model, hyper)
@@ -163,12 +168,21 @@ class Trainer:
         return (self.state.epoch - 1) * len(self.train_loader) + self.state.step
 
     def state_dict(self) -> dict[str, Any]:
-        """Model, optimizer, schedule, loop position, every RNG and the callbacks' states."""
+        """Model, optimizer, schedule, loop position, every RNG and the callbacks' states. Under several processes
+        every rank must call it: ``ranks`` holds each rank's dropout stream and running sums, ``loop`` their total
+        (what another number of processes resumes from)."""
         batches = self.batches
+        state = self.state
+        loop = state.to_dict()
+        ranks = self.world.gather_objects({"rng": torch.get_rng_state(), "loss_sum": state.loss_sum.cpu(),
+                                           "correct": state.correct.cpu(), "seen": state.seen})
+        if self.world.distributed:
+            loop.update(loss_sum=sum(rank["loss_sum"].double() for rank in ranks).float(),
+                        correct=sum(rank["correct"] for rank in ranks), seen=sum(rank["seen"] for rank in ranks))
         return {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-            "loop": self.state.to_dict(), "rng": rng_state(),
+            "loop": loop, "rng": rng_state(), "ranks": ranks,
             "loader_rng": batches.generator.get_state() if batches and self.state.step else None,
             "callbacks": self.callbacks.state_dict(),
         }
@@ -181,8 +195,25 @@ class Trainer:
             self.scheduler.T_max = self.hyper.epochs * len(self.train_loader)  # --epochs may have been raised
         self.state = LoopState.from_dict(state["loop"], self.device)
         set_rng_state(state["rng"])
+        if self.world.distributed:
+            self._load_rank_state(state.get("ranks", []))
         self._rng_on_resume = state["loader_rng"]
         self.callbacks.load_state_dict(state["callbacks"])
+
+    def _load_rank_state(self, ranks: list[dict[str, Any]]) -> None:
+        """At the world size that saved it, each rank's own dropout stream and running sums: bit for bit. At another,
+        rank 0 carries the sums' total and every other rank starts a new stream."""
+        state = self.state
+        if len(ranks) == self.world.size:
+            mine = ranks[self.world.rank]
+            torch.set_rng_state(mine["rng"])
+            state.loss_sum, state.correct = mine["loss_sum"].to(self.device), mine["correct"].to(self.device)
+            state.seen = mine["seen"]
+        elif self.world.rank:
+            torch.manual_seed(rank_seed(self.train_loader.seed, self.world.rank))
+            state.loss_sum.zero_()
+            state.correct.zero_()
+            state.seen = 0
 
     def fit(self) -> None:
         """Train the remaining epochs; callbacks see every event, and every exception before it propagates."""
@@ -204,14 +235,14 @@ class Trainer:
         start = time.perf_counter() - state.train_seconds
         for images, labels in self.batches:
             with autocast(self.device, self.precision):
-                output = model(images)
-                loss = F.cross_entropy(output, labels)
+                output = self.parallel_model(images)
+                loss, loss_sum = self._loss(output, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if self.scheduler:
                 self.scheduler.step()
-            state.loss_sum += loss.detach() * len(labels)
+            state.loss_sum += loss_sum
             state.correct += (output.argmax(dim=1) == labels).sum()
             state.seen += len(labels)
             state.step += 1
@@ -220,15 +251,28 @@ class Trainer:
         state.loss_sum.item()  # waits for the device's last step before the clock stops
         state.train_seconds = time.perf_counter() - start
 
+    def _loss(self, output: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss to differentiate and its sum over the batch. Under several processes the local sum is scaled so
+        that DDP's average over ranks is the global batch's mean, also for a short last batch."""
+        if not self.world.distributed:
+            loss = F.cross_entropy(output, labels)
+            return loss, loss.detach() * len(labels)
+        total = F.cross_entropy(output, labels, reduction="sum")
+        return total * (self.world.size / self.batches.rows), total.detach()
+
     def _end_epoch(self) -> None:
         state = self.state
         eval_start = time.perf_counter()
         test_acc, predictions = self.evaluate()
+        if self.world.distributed:
+            loss_sum, correct, seen = self.world.all_sum([state.loss_sum, state.correct, state.seen])
+        else:
+            loss_sum, correct, seen = state.loss_sum.item(), state.correct.item(), state.seen
         metrics = EpochMetrics(
-            epoch=state.epoch, train_loss=state.loss_sum.item() / state.seen, train_acc=state.correct.item() / state.seen,
+            epoch=state.epoch, train_loss=loss_sum / seen, train_acc=correct / seen,
             test_acc=test_acc, epoch_time=state.train_seconds + time.perf_counter() - eval_start,
-            examples_per_sec=state.seen / state.train_seconds, lr=self.optimizer.param_groups[0]["lr"],
-            train_steps=state.step,
+            examples_per_sec=seen / state.train_seconds, lr=self.optimizer.param_groups[0]["lr"],
+            train_steps=state.step, train_examples=int(seen),
         )
         state.history.append(metrics)
         state.predictions = predictions
@@ -246,6 +290,17 @@ class Trainer:
                 predictions.append(self.model(images).argmax(dim=1))
                 self.callbacks.on_eval_step_end(self)
         self.model.train()
-        predicted = torch.cat(predictions)
+        predicted = self._in_loader_order(torch.cat(predictions))
         labels = self.test_loader.labels[: len(predicted)].to(predicted.device)
         return (predicted == labels).float().mean().item(), predicted.cpu()
+
+    def _in_loader_order(self, predicted: torch.Tensor) -> torch.Tensor:
+        """Every rank's predictions, put back in the order one process would have made them."""
+        if not self.world.distributed:
+            return predicted
+        positions = [self.test_loader.positions(rank) for rank in range(self.world.size)]
+        parts = self.world.gather(predicted, [len(p) for p in positions])
+        merged = torch.empty(sum(len(p) for p in positions), dtype=predicted.dtype, device=parts[0].device)
+        for where, part in zip(positions, parts):
+            merged[where.to(merged.device)] = part
+        return merged

@@ -1,0 +1,139 @@
+"""Data-parallel scaling on one machine: training examples/sec of 1 process using every core against N processes with
+cores/N threads each (``convzoo train --nproc N``), each seed architecture at its quick recipe, and what the
+gradient all-reduce costs per step.
+
+    python benchmarks/data_parallel.py                       # the four seed architectures, 1 x 2 against 2 x 1
+    python benchmarks/data_parallel.py --arch vgg --batches 5
+
+Every run is a real ``convzoo train`` into a temporary MLflow store (start-up not counted: the figure is the last
+epoch's ``examples_per_sec``, and the first of the two epochs pays for warm-up). The layouts take turns, round by
+round. The all-reduce figure is ``torch.distributed.all_reduce`` of one float32 buffer the size of the model's
+gradients between N gloo processes (median of 20 after 3 warm-up calls); DDP overlaps it with the backward pass in
+buckets, so it bounds from above what it adds to a step.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import report
+
+
+def quick_setup(name: str) -> tuple[int, int, int]:
+    """(input size, global batch, parameter count) of ``name`` at its quick recipe."""
+    import torch
+
+    from convzoo.config import resolve_config
+    from convzoo.plugins import get_registry
+    from convzoo.summary import count_params
+
+    config, arch, data = resolve_config(get_registry(), name, recipe="quick")
+    with torch.device("meta"):
+        model = arch.create(data.in_channels, data.num_classes, input_size=config.resize, **config.options)
+    return config.resize, config.hyper.batch_size, count_params(model)
+
+
+def examples_per_sec(name: str, nproc: int, batches: int, folder: Path) -> float:
+    """The last epoch's examples/sec of a real ``convzoo train`` with ``nproc`` processes."""
+    import mlflow
+
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "CONVZOO_CHECKPOINT_DIR": str(folder / "checkpoints")}
+    command = [sys.executable, "-m", "convzoo", "train", name, "--recipe", "quick", "--epochs", "2",
+               "--limit-train-batches", str(batches), "--limit-eval-batches", "1", "--export", "false",
+               "--checkpoint-every", "0", "--nproc", str(nproc)]
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"convzoo train {name} --nproc {nproc} failed:\n{(done.stdout + done.stderr)[-3000:]}")
+    client = mlflow.MlflowClient(uri)
+    run = client.search_runs(["0"], order_by=["attributes.start_time DESC"], max_results=1)[0]
+    return max(client.get_metric_history(run.info.run_id, "examples_per_sec"), key=lambda m: m.step).value
+
+
+def all_reduce_seconds(params: list[int], nproc: int) -> list[float]:
+    """Median seconds of one all-reduce of each gradient size, between ``nproc`` gloo processes (torchrun)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
+        threads = str(max(1, report.machine()["cpu_count"] // nproc))
+        subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+                        str(nproc), __file__, "--all-reduce-worker", ",".join(map(str, params)), "--json", out.name],
+                       check=True, env={**os.environ, "OMP_NUM_THREADS": threads}, capture_output=True)
+        return json.loads(Path(out.name).read_text())
+
+
+def all_reduce_worker(params: list[int], out: str) -> None:
+    import torch
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    medians = []
+    for count in params:
+        buffer = torch.ones(count)
+        times = []
+        for attempt in range(23):
+            dist.barrier()
+            start = time.perf_counter()
+            dist.all_reduce(buffer)
+            if attempt >= 3:
+                times.append(time.perf_counter() - start)
+        medians.append(statistics.median(times))
+    if dist.get_rank() == 0:
+        Path(out).write_text(json.dumps(medians))
+    dist.destroy_process_group()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", action="append", help="Architecture (repeatable; default: the four seed ones).")
+    parser.add_argument("--nproc", type=int, default=2, help="Processes of the data-parallel layout (default: 2).")
+    parser.add_argument("--batches", type=int, default=20, help="Training batches per epoch (default: 20).")
+    parser.add_argument("--repeats", type=int, default=2, help="Rounds of both layouts (default: 2).")
+    parser.add_argument("--json", type=Path, default=report.RESULTS_DIR / "data_parallel.json")
+    parser.add_argument("--all-reduce-worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.all_reduce_worker:
+        return all_reduce_worker([int(count) for count in args.all_reduce_worker.split(",")], str(args.json))
+    report.require_at_least_one(parser, args, "nproc", "batches", "repeats")
+    if args.nproc < 2:
+        parser.error(f"--nproc must be at least 2 (it is compared with 1 process), got {args.nproc}")
+    names = report.architectures(parser, args.arch, "quick")
+    info = report.machine()
+    setups = {name: quick_setup(name) for name in names}
+    reduce_seconds = dict(zip(names, all_reduce_seconds([setups[name][2] for name in names], args.nproc)))
+    rows, results = [], []
+    with tempfile.TemporaryDirectory(prefix="convzoo-bench-dp-") as tmp:
+        for name in names:
+            rates = {1: [], args.nproc: []}
+            for round_number in range(args.repeats):
+                order = (1, args.nproc) if round_number % 2 == 0 else (args.nproc, 1)
+                for nproc in order:
+                    folder = Path(tmp) / f"{name}-{nproc}-{round_number}"
+                    folder.mkdir()
+                    rates[nproc].append(examples_per_sec(name, nproc, args.batches, folder))
+            size, batch, params = setups[name]
+            one, many = statistics.median(rates[1]), statistics.median(rates[args.nproc])
+            step_ms = batch / many * 1000
+            reduce_ms = reduce_seconds[name] * 1000
+            results.append({"arch": name, "input": size, "batch": batch, "params": params,
+                            "one_process": round(one, 1), "data_parallel": round(many, 1),
+                            "ratio": round(many / one, 3), "step_ms": round(step_ms, 1),
+                            "all_reduce_ms": round(reduce_ms, 2), "all_reduce_share": round(reduce_ms / step_ms, 3),
+                            "rounds": {str(k): v for k, v in rates.items()}})
+            rows.append([name, f"{size}, {batch}", f"{params:,}", f"{one:.1f}", f"{many:.1f}", f"{many / one:.2f}",
+                         f"{reduce_ms:.1f} ({100 * reduce_ms / step_ms:.0f} %)"])
+    cores = info["cpu_count"]
+    report.show(f"Training examples/sec at the quick recipes: 1 process x {cores} threads against {args.nproc} "
+                f"processes x {max(1, cores // args.nproc)} (gloo); all-reduce of the gradients per step",
+                ["arch", "input, batch", "params", f"1 x {cores}", f"{args.nproc} x {max(1, cores // args.nproc)}",
+                 "ratio", "all-reduce ms (of a step)"], rows, info)
+    print(f"\nwrote {report.save(args.json, {'machine': info, 'nproc': args.nproc, 'results': results})}")
+
+
+if __name__ == "__main__":
+    main()
