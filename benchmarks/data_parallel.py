@@ -7,9 +7,10 @@ gradient all-reduce costs per step.
 
 Every run is a real ``convzoo train`` into a temporary MLflow store (start-up not counted: the figure is the last
 epoch's ``examples_per_sec``, and the first of the two epochs pays for warm-up). The layouts take turns, round by
-round. The all-reduce figure is ``torch.distributed.all_reduce`` of one float32 buffer the size of the model's
-gradients between N gloo processes (median of 20 after 3 warm-up calls); DDP overlaps it with the backward pass in
-buckets, so it bounds from above what it adds to a step.
+round. What the gradient all-reduce costs is measured two ways between N gloo processes (torchrun), medians of 10
+after 3 warm-up calls: alone (``torch.distributed.all_reduce`` of one float32 buffer the size of the model's
+gradients), and in the step (a DDP training step of the quick recipe's per-rank batch with the gradient sync, against
+the same step under ``no_sync()``), which also counts the wait for the slower rank and DDP's bucket copies.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import report
 
@@ -57,34 +59,71 @@ def examples_per_sec(name: str, nproc: int, batches: int, folder: Path) -> float
     return max(client.get_metric_history(run.info.run_id, "examples_per_sec"), key=lambda m: m.step).value
 
 
-def all_reduce_seconds(params: list[int], nproc: int) -> list[float]:
-    """Median seconds of one all-reduce of each gradient size, between ``nproc`` gloo processes (torchrun)."""
+def all_reduce_costs(names: list[str], nproc: int) -> dict[str, dict[str, float]]:
+    """Per architecture: seconds of the gradient all-reduce alone, and of a DDP step with and without it."""
     with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
         threads = str(max(1, report.machine()["cpu_count"] // nproc))
-        subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-                        str(nproc), __file__, "--all-reduce-worker", ",".join(map(str, params)), "--json", out.name],
-                       check=True, env={**os.environ, "OMP_NUM_THREADS": threads}, capture_output=True)
+        done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+                               str(nproc), __file__, "--all-reduce-worker", ",".join(names), "--json", out.name],
+                              env={**os.environ, "OMP_NUM_THREADS": threads}, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"the all-reduce measurement failed:\n{(done.stdout + done.stderr)[-3000:]}")
         return json.loads(Path(out.name).read_text())
 
 
-def all_reduce_worker(params: list[int], out: str) -> None:
+def median_seconds(work: Callable[[], None], barrier: Callable[[], None]) -> float:
+    times = []
+    for attempt in range(13):
+        barrier()
+        start = time.perf_counter()
+        work()
+        if attempt >= 3:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def all_reduce_worker(names: list[str], out: str) -> None:
+    """One rank of the all-reduce measurement (run by torchrun)."""
+    import contextlib
+
     import torch
     import torch.distributed as dist
+    import torch.nn.functional as F
+
+    from convzoo.config import resolve_config
+    from convzoo.devices import resolve_precision
+    from convzoo.plugins import get_registry
+    from convzoo.trainer import autocast, make_optimizer
 
     dist.init_process_group("gloo")
-    medians = []
-    for count in params:
-        buffer = torch.ones(count)
-        times = []
-        for attempt in range(23):
-            dist.barrier()
-            start = time.perf_counter()
-            dist.all_reduce(buffer)
-            if attempt >= 3:
-                times.append(time.perf_counter() - start)
-        medians.append(statistics.median(times))
+    costs = {}
+    for name in names:
+        config, arch, data = resolve_config(get_registry(), name, recipe="quick")
+        torch.manual_seed(0)
+        model = arch.create(data.in_channels, data.num_classes, input_size=config.resize, **config.options)
+        model = model.to(memory_format=torch.channels_last)
+        parallel = torch.nn.parallel.DistributedDataParallel(model)
+        optimizer = make_optimizer(model, config.hyper)
+        precision = resolve_precision("auto", torch.device("cpu"))
+        batch = config.hyper.batch_size // dist.get_world_size()
+        images = torch.rand(batch, data.in_channels, config.resize, config.resize)
+        images = images.contiguous(memory_format=torch.channels_last)
+        labels = torch.randint(0, data.num_classes, (batch,))
+
+        def step(sync: bool) -> None:
+            with contextlib.nullcontext() if sync else parallel.no_sync():
+                with autocast(torch.device("cpu"), precision):
+                    loss = F.cross_entropy(parallel(images), labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            optimizer.step()
+
+        buffer = torch.ones(sum(p.numel() for p in model.parameters()))
+        costs[name] = {"alone_s": median_seconds(lambda: dist.all_reduce(buffer), dist.barrier),
+                       "step_s": median_seconds(lambda: step(True), dist.barrier),
+                       "step_without_sync_s": median_seconds(lambda: step(False), dist.barrier)}
     if dist.get_rank() == 0:
-        Path(out).write_text(json.dumps(medians))
+        Path(out).write_text(json.dumps(costs))
     dist.destroy_process_group()
 
 
@@ -98,14 +137,14 @@ def main() -> None:
     parser.add_argument("--all-reduce-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.all_reduce_worker:
-        return all_reduce_worker([int(count) for count in args.all_reduce_worker.split(",")], str(args.json))
+        return all_reduce_worker(args.all_reduce_worker.split(","), str(args.json))
     report.require_at_least_one(parser, args, "nproc", "batches", "repeats")
     if args.nproc < 2:
         parser.error(f"--nproc must be at least 2 (it is compared with 1 process), got {args.nproc}")
     names = report.architectures(parser, args.arch, "quick")
     info = report.machine()
     setups = {name: quick_setup(name) for name in names}
-    reduce_seconds = dict(zip(names, all_reduce_seconds([setups[name][2] for name in names], args.nproc)))
+    costs = all_reduce_costs(names, args.nproc)
     rows, results = [], []
     with tempfile.TemporaryDirectory(prefix="convzoo-bench-dp-") as tmp:
         for name in names:
@@ -118,20 +157,22 @@ def main() -> None:
                     rates[nproc].append(examples_per_sec(name, nproc, args.batches, folder))
             size, batch, params = setups[name]
             one, many = statistics.median(rates[1]), statistics.median(rates[args.nproc])
-            step_ms = batch / many * 1000
-            reduce_ms = reduce_seconds[name] * 1000
+            cost = {key: value * 1000 for key, value in costs[name].items()}
+            in_step = cost["step_s"] - cost["step_without_sync_s"]
             results.append({"arch": name, "input": size, "batch": batch, "params": params,
                             "one_process": round(one, 1), "data_parallel": round(many, 1),
-                            "ratio": round(many / one, 3), "step_ms": round(step_ms, 1),
-                            "all_reduce_ms": round(reduce_ms, 2), "all_reduce_share": round(reduce_ms / step_ms, 3),
+                            "ratio": round(many / one, 3), "all_reduce_ms": round(cost["alone_s"], 2),
+                            "step_ms": round(cost["step_s"], 2), "step_without_sync_ms": round(cost["step_without_sync_s"], 2),
+                            "sync_share": round(in_step / cost["step_s"], 3),
                             "rounds": {str(k): v for k, v in rates.items()}})
             rows.append([name, f"{size}, {batch}", f"{params:,}", f"{one:.1f}", f"{many:.1f}", f"{many / one:.2f}",
-                         f"{reduce_ms:.1f} ({100 * reduce_ms / step_ms:.0f} %)"])
+                         f"{cost['alone_s']:.1f}", f"{cost['step_s']:.1f} / {cost['step_without_sync_s']:.1f} "
+                         f"({100 * in_step / cost['step_s']:.0f} %)"])
     cores = info["cpu_count"]
     report.show(f"Training examples/sec at the quick recipes: 1 process x {cores} threads against {args.nproc} "
                 f"processes x {max(1, cores // args.nproc)} (gloo); all-reduce of the gradients per step",
                 ["arch", "input, batch", "params", f"1 x {cores}", f"{args.nproc} x {max(1, cores // args.nproc)}",
-                 "ratio", "all-reduce ms (of a step)"], rows, info)
+                 "ratio", "all-reduce ms", "DDP step ms with / without sync (sync's share)"], rows, info)
     print(f"\nwrote {report.save(args.json, {'machine': info, 'nproc': args.nproc, 'results': results})}")
 
 
