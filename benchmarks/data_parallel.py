@@ -7,8 +7,8 @@ gradient all-reduce costs per step.
 
 Every run is a real ``convzoo train`` into a temporary MLflow store (start-up not counted: the figure is the last
 epoch's ``examples_per_sec``, and the first of the two epochs pays for warm-up). The layouts take turns, round by
-round. What the gradient all-reduce costs is measured two ways between N gloo processes (torchrun), medians of 10
-after 3 warm-up calls: alone (``torch.distributed.all_reduce`` of one float32 buffer the size of the model's
+round. What the gradient all-reduce costs is measured two ways between N gloo processes (torchrun), medians of
+``--steps`` calls after 3 warm-up calls: alone (``torch.distributed.all_reduce`` of one float32 buffer the size of the model's
 gradients), and in the step (a DDP training step of the quick recipe's per-rank batch with the gradient sync, against
 the same step under ``no_sync()``), which also counts the wait for the slower rank and DDP's bucket copies.
 """
@@ -59,21 +59,22 @@ def examples_per_sec(name: str, nproc: int, batches: int, folder: Path) -> float
     return max(client.get_metric_history(run.info.run_id, "examples_per_sec"), key=lambda m: m.step).value
 
 
-def all_reduce_costs(names: list[str], nproc: int) -> dict[str, dict[str, float]]:
+def all_reduce_costs(names: list[str], nproc: int, steps: int) -> dict[str, dict[str, float]]:
     """Per architecture: seconds of the gradient all-reduce alone, and of a DDP step with and without it."""
     with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
         threads = str(max(1, report.machine()["cpu_count"] // nproc))
         done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-                               str(nproc), __file__, "--all-reduce-worker", ",".join(names), "--json", out.name],
+                               str(nproc), __file__, "--all-reduce-worker", ",".join(names), "--steps", str(steps),
+                               "--json", out.name],
                               env={**os.environ, "OMP_NUM_THREADS": threads}, capture_output=True, text=True)
         if done.returncode:
             raise SystemExit(f"the all-reduce measurement failed:\n{(done.stdout + done.stderr)[-3000:]}")
         return json.loads(Path(out.name).read_text())
 
 
-def median_seconds(work: Callable[[], None], barrier: Callable[[], None]) -> float:
+def median_seconds(work: Callable[[], None], barrier: Callable[[], None], steps: int) -> float:
     times = []
-    for attempt in range(13):
+    for attempt in range(3 + steps):
         barrier()
         start = time.perf_counter()
         work()
@@ -82,7 +83,7 @@ def median_seconds(work: Callable[[], None], barrier: Callable[[], None]) -> flo
     return statistics.median(times)
 
 
-def all_reduce_worker(names: list[str], out: str) -> None:
+def all_reduce_worker(names: list[str], steps: int, out: str) -> None:
     """One rank of the all-reduce measurement (run by torchrun)."""
     import contextlib
 
@@ -119,9 +120,9 @@ def all_reduce_worker(names: list[str], out: str) -> None:
             optimizer.step()
 
         buffer = torch.ones(sum(p.numel() for p in model.parameters()))
-        costs[name] = {"alone_s": median_seconds(lambda: dist.all_reduce(buffer), dist.barrier),
-                       "step_s": median_seconds(lambda: step(True), dist.barrier),
-                       "step_without_sync_s": median_seconds(lambda: step(False), dist.barrier)}
+        costs[name] = {"alone_s": median_seconds(lambda: dist.all_reduce(buffer), dist.barrier, steps),
+                       "step_s": median_seconds(lambda: step(True), dist.barrier, steps),
+                       "step_without_sync_s": median_seconds(lambda: step(False), dist.barrier, steps)}
     if dist.get_rank() == 0:
         Path(out).write_text(json.dumps(costs))
     dist.destroy_process_group()
@@ -133,18 +134,19 @@ def main() -> None:
     parser.add_argument("--nproc", type=int, default=2, help="Processes of the data-parallel layout (default: 2).")
     parser.add_argument("--batches", type=int, default=20, help="Training batches per epoch (default: 20).")
     parser.add_argument("--repeats", type=int, default=2, help="Rounds of both layouts (default: 2).")
+    parser.add_argument("--steps", type=int, default=10, help="Timed calls per all-reduce figure (default: 10).")
     parser.add_argument("--json", type=Path, default=report.RESULTS_DIR / "data_parallel.json")
     parser.add_argument("--all-reduce-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.all_reduce_worker:
-        return all_reduce_worker(args.all_reduce_worker.split(","), str(args.json))
-    report.require_at_least_one(parser, args, "nproc", "batches", "repeats")
+        return all_reduce_worker(args.all_reduce_worker.split(","), args.steps, str(args.json))
+    report.require_at_least_one(parser, args, "nproc", "batches", "repeats", "steps")
     if args.nproc < 2:
         parser.error(f"--nproc must be at least 2 (it is compared with 1 process), got {args.nproc}")
     names = report.architectures(parser, args.arch, "quick")
     info = report.machine()
     setups = {name: quick_setup(name) for name in names}
-    costs = all_reduce_costs(names, args.nproc)
+    costs = all_reduce_costs(names, args.nproc, args.steps)
     rows, results = [], []
     with tempfile.TemporaryDirectory(prefix="convzoo-bench-dp-") as tmp:
         for name in names:

@@ -92,7 +92,8 @@ def test_sweep_throughput_runs_one_and_two_workers_on_one_study(tmp_path):
 
 def test_data_parallel_compares_one_process_with_two_and_times_the_all_reduce(tmp_path):
     out = tmp_path / "dp.json"
-    done = bench("data_parallel.py", "--arch", "vgg", "--batches", "2", "--repeats", "1", "--json", str(out))
+    done = bench("data_parallel.py", "--arch", "vgg", "--batches", "2", "--repeats", "1", "--steps", "1",
+                 "--json", str(out))
     assert done.returncode == 0, done.stderr + done.stdout
     [row] = json.loads(out.read_text())["results"]
     assert (row["arch"], row["input"], row["batch"]) == ("vgg", 112, 64)
