@@ -125,12 +125,49 @@ def register_architectures(register):
              recipes={"seed": {"epochs": 2, "batch_size": 32, "lr": 0.01, "augment": True}})
 '''
 
+FAULTY_BUILDS_PLUGIN = '''
+from convzoo import OptionError, hookimpl
+
+
+def build_raising(in_channels, num_classes, *, input_size):
+    raise RuntimeError("the builder has a bug")
+
+
+def build_picky(in_channels, num_classes, *, input_size, width):
+    """Takes even widths only, and says so the documented way."""
+    from torch import nn
+
+    if width % 2:
+        raise OptionError(f"option width must be even, got {width}")
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * input_size * input_size, width),
+                         nn.Linear(width, num_classes))
+
+
+@hookimpl
+def register_architectures(register):
+    register(name="raising", build=build_raising, description="Its builder raises", input_size=28)
+    register(name="misnamed", build="convzoo_faultybuilds:no_such_builder", description="A typo", input_size=28,
+             recipes={"seed": {"epochs": 1, "batch_size": 32, "lr": 0.01}})
+    register(name="picky", build=build_picky, description="Even widths only", input_size=28, options={"width": 4})
+    for _ in range(2):
+        register(name="twice", build=build_picky, description="Registered twice", input_size=28,
+                 options={"width": 4})
+'''
+
+NO_HOOKS_PLUGIN = '''
+def register_architectures(register):
+    """A hook without @hookimpl: pluggy never calls it."""
+    register(name="never-registered", build=print, description="never registered", input_size=1)
+'''
+
 TEST_PLUGINS = {
     "convzoo-tinynet": ("convzoo_tinynet", TINY_PLUGIN),
     "convzoo-broken": ("convzoo_broken", BROKEN_PLUGIN),
     "convzoo-dup": ("convzoo_dup", DUPLICATE_PLUGIN),
     "convzoo-misspelt": ("convzoo_misspelt", MISSPELT_HOOK_PLUGIN),
     "convzoo-slownet": ("convzoo_slownet", SLOW_PLUGIN),
+    "convzoo-faultybuilds": ("convzoo_faultybuilds", FAULTY_BUILDS_PLUGIN),
+    "convzoo-nohooks": ("convzoo_nohooks", NO_HOOKS_PLUGIN),
 }
 
 

@@ -111,3 +111,52 @@ def test_a_third_party_plugin_appears_without_changes_to_the_core(run_convzoo):
 def test_third_party_architectures_get_the_conformance_checks(load_with, check):
     _, registry = load_with("convzoo-tinynet")
     check(registry.get_architecture("tinynet"))
+
+
+FAULTY = "convzoo-faultybuilds 0.1.0"
+
+
+def test_broken_builders_are_listed_as_broken_and_the_others_still_listed(run_convzoo):
+    result = run_convzoo("archs", with_plugins=("convzoo-faultybuilds",))
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:] if not line.startswith("BROKEN")}
+    assert SEED | {"picky"} <= set(rows) and rows["raising"][3] == rows["misnamed"][3] == "broken"
+    assert [line for line in result.stdout.splitlines() if line.startswith("BROKEN")] == [
+        f"BROKEN misnamed: architecture misnamed ({FAULTY}) cannot import its builder "
+        f"'convzoo_faultybuilds:no_such_builder': AttributeError: module 'convzoo_faultybuilds' has no attribute "
+        f"'no_such_builder'",
+        f"BROKEN raising: architecture raising ({FAULTY}) failed to build: RuntimeError: the builder has a bug",
+    ]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("summary", "raising"), f"architecture raising ({FAULTY}) failed to build: RuntimeError: the builder has a bug"),
+    (("train", "misnamed", "--epochs", "1"), f"architecture misnamed ({FAULTY}) cannot import its builder "
+     "'convzoo_faultybuilds:no_such_builder': AttributeError: module 'convzoo_faultybuilds' has no attribute "
+     "'no_such_builder'"),
+    (("summary", "picky", "--option", "width=3"), "option width must be even, got 3"),
+    (("train", "raising"), "architecture raising has no recipe to train with; its plugin registers recipes="
+     "{'seed': {'epochs': ..., 'batch_size': ..., 'lr': ...}} with it"),
+])
+def test_a_builder_error_is_one_line_naming_the_plugin_or_the_builders_own_words(run_convzoo, tmp_path, args,
+                                                                                  message):
+    result = run_convzoo(*args, with_plugins=("convzoo-faultybuilds",),
+                         env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"})
+    assert (result.returncode, result.stderr.splitlines()[-1]) == (1, f"Error: {message}")
+    assert "Traceback" not in result.stderr
+
+
+def test_a_name_registered_twice_by_one_plugin_says_so(load_with):
+    _, registry = load_with("convzoo-faultybuilds")
+    with pytest.raises(ConvzooError) as error:
+        registry.get_architecture("twice")
+    assert str(error.value) == (f"architecture 'twice' is registered 2 times by {FAULTY}; it is unusable until that "
+                                f"plugin registers it once")
+
+
+def test_a_plugin_without_hookimpl_gets_a_warning(run_convzoo):
+    result = run_convzoo("plugins", with_plugins=("convzoo-nohooks",))
+    assert result.returncode == 0, result.stderr
+    warning = ("plugin convzoo-nohooks 0.1.0 implements no convzoo hook, so it adds nothing: mark its hook functions "
+               "with @convzoo.hookimpl (known hooks: ")
+    assert f"WARNING {warning}" in result.stdout and f"convzoo: {warning}" in result.stderr

@@ -84,6 +84,32 @@ class Recorder:
         self.calls.append(("end", status))
 
 
+class FailingObserver:
+    @hookimpl
+    def on_epoch_end(self, run, epoch, metrics):
+        raise RuntimeError(f"observer bug at epoch {epoch}")
+
+
+def test_an_observer_that_raises_is_printed_tagged_and_raised_in_strict_mode(tracking_store, load_with, capsys,
+                                                                             monkeypatch):
+    pm, _ = load_with()
+    pm.register(FailingObserver(), name="failing-observer")
+    config, arch, dataset = short_config("vgg", resize=32)
+    result = train(config, arch, dataset, echo=lambda line: None, pm=pm)
+    run = mlflow.MlflowClient().get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["convzoo.plugin_errors"] == (
+        "plugin failing-observer failed in on_epoch_end: RuntimeError: observer bug at epoch 2")
+    assert ("convzoo: plugin failing-observer failed in on_epoch_end: RuntimeError: observer bug at epoch 1 (the run "
+            "goes on)") in capsys.readouterr().err
+
+    monkeypatch.setenv("CONVZOO_STRICT_PLUGINS", "1")
+    with pytest.raises(RuntimeError, match="observer bug at epoch 1"):
+        train(config, arch, dataset, echo=lambda line: None, pm=pm)
+    strict = mlflow.MlflowClient().search_runs(["0"], order_by=["attributes.start_time DESC"])[0]
+    assert strict.info.status == "FAILED"
+
+
 def test_hooks_are_called_by_a_real_training_run(tracking_store, load_with):
     pm, _ = load_with()
     recorder = Recorder()

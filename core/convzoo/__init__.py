@@ -2,11 +2,12 @@
 
 Importing this package is cheap: it never imports torch. Plugins need only ``hookimpl``.
 """
+from convzoo.errors import ConvzooError, OptionError
 from convzoo.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "get_architecture", "hookimpl", "list_architectures"]
+__all__ = ["ConvzooError", "OptionError", "__version__", "get_architecture", "hookimpl", "list_architectures"]
 
 
 def list_architectures(include=None, exclude=None) -> list[str]:

@@ -56,15 +56,21 @@ def archs(pattern: str | None, dataset: str) -> None:
 
     registry = get_registry()
     data = registry.get_dataset(dataset)
-    rows = []
+    rows, broken = [], []
     for name in registry.list_architectures(include=pattern):
         arch = registry.get_architecture(name)
-        with torch.device("meta"):
-            params = count_params(arch.create(data.in_channels, data.num_classes))
+        try:
+            with torch.device("meta"):
+                params = f"{count_params(arch.create(data.in_channels, data.num_classes)):,}"
+        except ConvzooError as error:  # one plugin's broken builder must not hide the others
+            params = "broken"
+            broken.append(f"BROKEN {name}: {error}")
         options = ", ".join(f"{k}={v}" for k, v in arch.options.items())
-        rows.append([name, f"{arch.plugin} {arch.plugin_version}", f"{params:,}", arch.input_size,
+        rows.append([name, f"{arch.plugin} {arch.plugin_version}", params, arch.input_size,
                      ", ".join(arch.recipes), options])
     click.echo(format_table(["NAME", "PLUGIN", "PARAMS", "INPUT", "RECIPES", "OPTIONS"], rows))
+    for line in broken:
+        click.echo(line)
 
 
 @cli.command()
@@ -84,6 +90,8 @@ def plugins(as_json: bool) -> None:
     click.echo(format_table(["PLUGIN", "VERSION", "HOOKS", "REGISTERED"], rows))
     for failure in registry.failures:
         click.echo(f"FAILED {failure.name} {failure.version}: {failure.error}")
+    for warning in registry.warnings:
+        click.echo(f"WARNING {warning}")
 
 
 @cli.command()

@@ -63,6 +63,9 @@ class TrainConfig:
 
 def choose_recipe(arch: Architecture, requested: str, on_gpu: bool) -> str:
     """``auto`` is ``seed`` on a GPU and ``quick`` on a CPU (falling back to ``seed`` if there is no ``quick``)."""
+    if not arch.recipes:
+        raise ConvzooError(f"architecture {arch.name} has no recipe to train with; its plugin registers recipes="
+                           f"{{'seed': {{'epochs': ..., 'batch_size': ..., 'lr': ...}}}} with it")
     if requested == AUTO_RECIPE:
         wanted = "seed" if on_gpu else "quick"
         return wanted if wanted in arch.recipes else "seed"

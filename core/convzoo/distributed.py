@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from convzoo.errors import ConvzooError
+from convzoo.errors import ConvzooError, one_line
 
 FAILURE_KEY = "convzoo/failed/"
 DEFAULT_TIMEOUT_SECONDS = 300
@@ -128,11 +128,6 @@ class World:
 
 
 SINGLE = World()
-
-
-def one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0][:300]}" if text else type(error).__name__
 
 
 def store():

@@ -15,8 +15,8 @@ import time
 import uuid
 from typing import Any, Callable, Sequence
 
-from convzoo.distributed import SINGLE, PeerFailed, World, leave, one_line, threads_per_rank, under_torchrun
-from convzoo.errors import ConvzooError
+from convzoo.distributed import SINGLE, PeerFailed, World, leave, threads_per_rank, under_torchrun
+from convzoo.errors import ConvzooError, one_line
 
 
 def without_nproc(argv: Sequence[str]) -> list[str]:

@@ -84,6 +84,10 @@ def _register(pm: pluggy.PluginManager, registry: Registry, module: ModuleType, 
         if unknown:
             raise TypeError(f"unknown hook {unknown[0]!r}; known hooks: {', '.join(sorted(_hook_names()))}")
         info.hooks = sorted(caller.name for caller in callers)
+        if not info.hooks:
+            _report(registry, f"plugin {info.name} {info.version} implements no convzoo hook, so it adds nothing: "
+                              f"mark its hook functions with @convzoo.hookimpl (known hooks: "
+                              f"{', '.join(sorted(_hook_names()))})")
         staged: list[tuple[str, Any]] = []
         for hook_name, (kind, make) in REGISTRATIONS.items():
             for impl in getattr(pm.hook, hook_name).get_hookimpls():
@@ -104,9 +108,14 @@ def _hook_names() -> list[str]:
     return [name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "convzoo_spec")]
 
 
-def _report(registry: Registry, message: str) -> None:
-    registry.warnings.append(message)
+def _say(message: str) -> None:
     print(f"convzoo: {message}", file=sys.stderr)
+
+
+def _report(registry: Registry, message: str) -> None:
+    """A warning: on stderr now, and in ``convzoo plugins`` later."""
+    registry.warnings.append(message)
+    _say(message)
 
 
 def _load_entry_point(pm, registry: Registry, entry_point: EntryPoint, strict: bool) -> None:
@@ -123,9 +132,8 @@ def _load_entry_point(pm, registry: Registry, entry_point: EntryPoint, strict: b
         if strict:
             raise
         reason = f"{type(error).__name__}: {error}"
-        registry.failures.append(PluginFailure(info.name, info.version, reason))
-        _report(
-            registry,
+        registry.failures.append(PluginFailure(info.name, info.version, reason))  # listed as FAILED, not a warning
+        _say(
             f"plugin {info.name} {info.version} failed to load: {reason} "
             f"(disable it with CONVZOO_DISABLE_PLUGINS={info.name})",
         )

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar
 
-from convzoo.errors import ConvzooError
+from convzoo.errors import ConvzooError, one_line
 from convzoo.recipes import Recipe
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -76,10 +76,24 @@ class Architecture:
             )
 
     def create(self, in_channels: int, num_classes: int, input_size: int | None = None, **options: Any):
-        """Build the network (an ``nn.Module``) for the given data shape, input size and options."""
+        """Build the network (an ``nn.Module``) for the given data shape, input size and options. A builder that
+        cannot be imported or raises is a one-line error naming the plugin (``OptionError``: the builder's own
+        words)."""
         size = input_size or self.input_size
         self.check_input_size(size)
-        return resolve(self.build)(in_channels, num_classes, input_size=size, **self.resolve_options(options))
+        chosen = self.resolve_options(options)
+        owner = f"{self.name} ({self.plugin} {self.plugin_version})".replace(" ()", "")
+        try:
+            build = resolve(self.build)
+        except Exception as error:
+            raise ConvzooError(f"architecture {owner} cannot import its builder {self.build!r}: "
+                               f"{one_line(error)}") from error
+        try:
+            return build(in_channels, num_classes, input_size=size, **chosen)
+        except ConvzooError:
+            raise
+        except Exception as error:
+            raise ConvzooError(f"architecture {owner} failed to build: {one_line(error)}") from error
 
 
 @dataclass(frozen=True)
@@ -147,6 +161,9 @@ class Catalogue(Generic[Entry]):
 
     def conflict_message(self, name: str) -> str:
         owners = self.conflicts[name]
+        if len(set(owners)) == 1:
+            return (f"{self.kind} {name!r} is registered {len(owners)} times by {owners[0]}; it is unusable until "
+                    f"that plugin registers it once")
         return (
             f"{self.kind} {name!r} is registered by both {' and '.join(owners)}; it is unusable until one "
             f"is uninstalled or disabled with CONVZOO_DISABLE_PLUGINS"
