@@ -58,3 +58,5 @@ def test_compare_fails_the_parent_only_when_every_architecture_fails(tmp_path):
     [parent] = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").search_runs(
         ["0"], "tags.`convzoo.compare` = 'parent'")
     assert parent.info.status == "FAILED"
+    # what the comparison was asked for, so the UI can tell one comparison from another
+    assert parent.data.params == {"archs": "alexnet,nin", "recipe": "auto", "resize": "50", "epochs": "1"}

@@ -409,6 +409,13 @@ def _until_stopped(start, study: str):
             raise click.exceptions.Exit(exit_code(stopped.signum)) from None
 
 
+def _comparison_params(names: list[str], settings: dict) -> dict:
+    """A comparison's parent params: the architectures, the recipe, and every override given."""
+    overrides = {name: settings[name] for name, _, _ in HYPERPARAMETERS if settings[name] is not None}
+    options = {f"option.{key}": value for key, value in _parse_options(settings["options"]).items()}
+    return {"archs": ",".join(names), "recipe": settings["recipe"], **overrides, **options}
+
+
 @cli.command()
 @click.option("--archs", default="all", show_default=True,
               help="Comma-separated architectures, or shell-style patterns; all = every installed one.")
@@ -437,7 +444,8 @@ def compare(archs: str, experiment: str | None, storage: str | None, study_name:
         registry.get_architecture(name)  # unknown names fail before any run
     if not (storage or study_name):
         check_tracking_store()
-        run_comparison(names, lambda name: _train_one(name, settings).run_id, echo=_echo_now, experiment=experiment)
+        run_comparison(names, lambda name: _train_one(name, settings).run_id, echo=_echo_now, experiment=experiment,
+                       params=_comparison_params(names, settings))
         return
     from convzoo.studies import default_storage, open_storage
 
@@ -652,6 +660,6 @@ HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BA
 
 
 def main() -> None:
-    for name, value in HTTP_DEFAULTS.items():
+    for name, value in {**HTTP_DEFAULTS, "MPLBACKEND": "Agg"}.items():  # the command never opens a plot window
         os.environ.setdefault(name, value)  # the user's own settings win
     cli(prog_name="convzoo")

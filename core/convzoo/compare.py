@@ -38,8 +38,9 @@ def summarize_child(run) -> dict[str, Any]:
 
 
 def compare(arch_names: list[str], train_one: Callable[[str], str], echo: Callable[[str], None] = print,
-            experiment: str | None = None) -> dict[str, Any]:
-    """Train each architecture as a child of one parent run (resumed under ``mlflow run --run-id``).
+            experiment: str | None = None, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Train each architecture as a child of one parent run (resumed under ``mlflow run --run-id``), whose params
+    are ``params`` (what the comparison was asked for: architectures, recipe, overrides).
 
     ``train_one(name)`` trains one architecture in the active parent and returns the child's run id. A failing
     architecture is recorded and the others go on; the parent fails only if every architecture failed.
@@ -47,6 +48,7 @@ def compare(arch_names: list[str], train_one: Callable[[str], str], echo: Callab
     if not arch_names:
         raise ConvzooError("no architectures to compare")
     with tracking.mlflow_run(experiment) as parent:
+        tracking.log_new_params(params or {})
         done = finished_children(parent.info.run_id)
         failures: dict[str, str] = {}
         for name in arch_names:

@@ -1,15 +1,17 @@
-"""The run's plots: confusion matrix, learning curves, and a grid of misclassified test images."""
+"""The run's plots: confusion matrix, learning curves, and a grid of misclassified test images.
+
+Each is a ``matplotlib.figure.Figure`` of its own, outside pyplot: no backend is chosen or changed, and nothing is left
+for pyplot to close.
+"""
 from __future__ import annotations
 
 from typing import Sequence
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from convzoo.trainer import EpochMetrics  # noqa: E402
+from convzoo.trainer import EpochMetrics
 
 
 def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -18,7 +20,8 @@ def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes:
 
 
 def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str]):
-    figure, axes = plt.subplots(figsize=(7, 6))
+    figure = Figure(figsize=(7, 6))
+    axes = figure.subplots()
     image = axes.imshow(matrix.numpy(), cmap="Blues")
     figure.colorbar(image, ax=axes)
     ticks = range(len(class_names))
@@ -35,7 +38,8 @@ def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str]):
 
 def plot_learning_curves(history: Sequence[EpochMetrics]):
     epochs = [m.epoch for m in history]
-    figure, (loss_axes, acc_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    figure = Figure(figsize=(10, 4))
+    loss_axes, acc_axes = figure.subplots(1, 2)
     loss_axes.plot(epochs, [m.train_loss for m in history], marker="o", label="train loss")
     loss_axes.set_xlabel("epoch")
     loss_axes.legend()
@@ -43,6 +47,8 @@ def plot_learning_curves(history: Sequence[EpochMetrics]):
     acc_axes.plot(epochs, [m.test_acc for m in history], marker="o", label="test acc")
     acc_axes.set_xlabel("epoch")
     acc_axes.legend()
+    for axes in (loss_axes, acc_axes):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no ticks at 1.2, 1.4, ...
     figure.tight_layout()
     return figure
 
@@ -53,7 +59,8 @@ def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, predicted: to
     wrong = (labels != predicted).nonzero().flatten()[:limit].tolist()
     columns = 5
     rows = max(1, -(-len(wrong) // columns))
-    figure, grid = plt.subplots(rows, columns, figsize=(2 * columns, 2.3 * rows), squeeze=False)
+    figure = Figure(figsize=(2 * columns, 2.3 * rows))
+    grid = figure.subplots(rows, columns, squeeze=False)
     for axes in grid.flat:
         axes.axis("off")
     for axes, index in zip(grid.flat, wrong):
@@ -67,9 +74,11 @@ def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, predicted: to
 
 def plot_test_accuracy_curves(curves: dict[str, list[float]]):
     """Test accuracy per epoch, one line per architecture."""
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.subplots()
     for name, values in curves.items():
         axes.plot(range(1, len(values) + 1), values, marker="o", label=name)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("epoch")
     axes.set_ylabel("test accuracy")
     axes.legend()
@@ -79,7 +88,8 @@ def plot_test_accuracy_curves(curves: dict[str, list[float]]):
 
 def plot_accuracy_vs_speed(rows: Sequence[dict]):
     """Final test accuracy against training examples/sec; marker area grows with the parameter count."""
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.subplots()
     largest = max((row["params"] for row in rows), default=1)
     for row in rows:
         axes.scatter(row["examples_per_sec"], row["test_acc"], s=50 + 950 * row["params"] / largest, alpha=0.6)

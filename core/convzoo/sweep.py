@@ -198,8 +198,6 @@ def _log_plots(client: mlflow.MlflowClient, study: optuna.Study, parent_run_id: 
     from matplotlib.ticker import MaxNLocator
     from optuna.visualization import matplotlib as plots
 
-    from convzoo import figures  # noqa: F401  (selects the non-interactive backend)
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
         axes = plots.plot_optimization_history(study, target_name=metric)

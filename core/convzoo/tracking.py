@@ -219,11 +219,8 @@ def log_dataset(splits: ImageSplits) -> None:
 
 
 def log_figure(figure, path: str) -> None:
-    """Log a matplotlib figure as a PNG artifact and free it."""
-    import matplotlib.pyplot as plt
-
+    """Log a matplotlib figure as a PNG artifact."""
     mlflow.log_figure(figure, path)
-    plt.close(figure)
 
 
 def log_model(model: nn.Module, example: torch.Tensor) -> None:
