@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make run    installs into ./.venv and runs the main job: `mlflow run . -P arch=alexnet` (quick recipe on a CPU)
-#   make test   installs into ./.venv and runs the test suite
+#   make test   installs into ./.venv and runs the test suite (what CI runs)
+# make test-fast: unit tests and the command line's error paths, under a minute (leaves out tests marked slow)
 # Benchmarks: make bench-train, make bench-inference, make bench-startup, make bench-checkpoint, make bench-sweep,
 #   make bench-dp
 # (see README); make server starts a team tracking server
@@ -14,7 +15,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 ARCH ?= alexnet
 
-.PHONY: install data postgres run test ui server bench-train bench-inference bench-startup bench-checkpoint bench-sweep bench-dp clean
+.PHONY: install data postgres run test test-fast ui server bench-train bench-inference bench-startup bench-checkpoint bench-sweep bench-dp clean
 
 install: $(STAMP)
 
@@ -46,6 +47,9 @@ ui: install
 
 test: install data postgres
 	$(BIN)/python -m pytest
+
+test-fast: install data
+	$(BIN)/python -m pytest -m "not slow"
 
 # A team tracking server (see README, "Sweeps across machines"); SERVER_ARGS="--backend-store-uri postgresql://..."
 server: install

@@ -16,6 +16,20 @@ from convzoo.scaffold import PYPROJECT
 
 BIN = Path(sys.executable).parent
 
+# What makes a test slow (seconds to minutes): a fixture that trains or starts servers, or a module of end-to-end
+# tests whose every test starts real convzoo, mlflow or torchrun processes.
+SLOW_FIXTURES = {"short_run", "trained_vgg", "two_runs", "store", "world_store", "mlflow_server", "postgres",
+                 "run_convzoo"}
+SLOW_MODULES = {"test_benchmarks", "test_compare", "test_distributed", "test_durable_runs", "test_mlproject",
+                "test_new_plugin", "test_server_faults", "test_sweep", "test_team_server"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2]
+        if module in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 TINY_PLUGIN = '''
 from convzoo import hookimpl
 

@@ -90,6 +90,7 @@ class FailingObserver:
         raise RuntimeError(f"observer bug at epoch {epoch}")
 
 
+@pytest.mark.slow
 def test_an_observer_that_raises_is_printed_tagged_and_raised_in_strict_mode(tracking_store, load_with, capsys,
                                                                              monkeypatch):
     pm, _ = load_with()
@@ -110,6 +111,7 @@ def test_an_observer_that_raises_is_printed_tagged_and_raised_in_strict_mode(tra
     assert strict.info.status == "FAILED"
 
 
+@pytest.mark.slow
 def test_hooks_are_called_by_a_real_training_run(tracking_store, load_with):
     pm, _ = load_with()
     recorder = Recorder()
@@ -176,6 +178,7 @@ def test_resuming_an_unknown_run_is_a_one_line_error(args, tracking_store):
     assert result.output.splitlines()[-1] == f"Error: no run '0123abcd' in the tracking store {tracking_store}"
 
 
+@pytest.mark.slow
 def test_overrides_apply_on_top_of_the_recipe(tracking_store):
     result = CliRunner().invoke(cli, ["train", "vgg", "--recipe", "quick", "--lr", "0.0005", "--option", "ratio=16",
                                       "--epochs", "1", "--limit-train-batches", "1", "--limit-eval-batches", "1",
@@ -187,6 +190,7 @@ def test_overrides_apply_on_top_of_the_recipe(tracking_store):
     assert (params["resize"], params["batch_size"], params["optimizer"]) == ("112", "64", "adam")
 
 
+@pytest.mark.slow
 def test_same_seed_same_config_gives_identical_metrics(tracking_store):
     runs = []
     for _ in range(2):

@@ -20,6 +20,7 @@ def test_first_convolution_takes_the_data_sets_channels():
     assert mobile.features[0][0].in_channels == 1
 
 
+@pytest.mark.slow
 def test_tv_resnet18_trains_a_few_batches_and_passes_onnx_parity(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
