@@ -1,9 +1,7 @@
 """Finds plugins in the ``convzoo`` entry-point group and loads each one in isolation.
 
-Environment switches, read once per process:
-  CONVZOO_DISABLE_PLUGINS=a,b   never load these distributions (or entry-point names)
-  CONVZOO_LOAD_PLUGINS=a,b      load only these ('' loads no third-party plugin at all)
-  CONVZOO_STRICT_PLUGINS=1      re-raise the first plugin error instead of reporting it
+The environment variables that switch plugins (``CONVZOO_DISABLE_PLUGINS``, ``CONVZOO_LOAD_PLUGINS``,
+``CONVZOO_STRICT_PLUGINS``) are read once per process; docs/using-plugins.md is where they are described.
 """
 from __future__ import annotations
 
