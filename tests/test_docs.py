@@ -3,7 +3,7 @@ import re
 from pathlib import Path
 
 from convzoo.cli import cli
-from convzoo.reference import BEGIN, END, generated_block
+from convzoo.reference import BEGIN, END, generated_block, helpers_reference
 from convzoo.testing import CHECKS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,3 +39,11 @@ def test_the_plugin_switches_are_described_in_one_place():
 def test_the_readme_says_models_are_logged_models_and_how_to_load_them():
     assert 'mlflow.pytorch.load_model("runs:/RUN/model")' in README
     assert 'mlflow.pyfunc.load_model("runs:/RUN/onnx-model")' in README
+
+
+def test_the_helpers_reference_is_what_the_code_says():
+    assert DOCS["helpers.md"] == helpers_reference(), "run: python -m convzoo.reference README.md docs/helpers.md"
+    for name in ("flat_features(features: 'nn.Module', in_channels: 'int', input_size: 'int') -> 'int'",
+                 "class convzoo.layers.GlobalAvgPool2d()", "class convzoo.OptionError"):
+        assert name in DOCS["helpers.md"]
+    assert "(helpers.md)" in DOCS["writing-plugins.md"]

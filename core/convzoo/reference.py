@@ -1,11 +1,14 @@
-"""The README's command summary, made from the click commands themselves so that it cannot drift from ``--help``.
+"""Reference text made from the code itself, so that it cannot drift: the README's command summary (from the click
+commands) and docs/helpers.md (the public helpers for plugin authors, from their signatures and docstrings).
 
-    python -m convzoo.reference README.md     # rewrite the block between the markers
+    python -m convzoo.reference README.md docs/helpers.md     # rewrite both
 
-A test compares the README's block with what this makes.
+Tests compare both files with what this makes.
 """
 from __future__ import annotations
 
+import importlib
+import inspect
 import sys
 from pathlib import Path
 
@@ -74,7 +77,41 @@ def rewrite(path: Path, group: click.Group) -> bool:
     return updated != text
 
 
+# what a plugin author may use, module by module (anything else in convzoo may change without notice)
+HELPERS = {
+    "convzoo": ("OptionError", "ConvzooError", "get_architecture", "list_architectures"),
+    "convzoo.layers": ("FlattenLayer", "GlobalAvgPool2d", "flat_features"),
+    "convzoo.testing": ("conformance_suite", "CHECKS"),
+    "convzoo.data": ("ImageSplits",),
+}
+
+
+def _entry(module: str, name: str) -> str:
+    value = getattr(importlib.import_module(module), name)
+    if isinstance(value, tuple):  # CHECKS
+        doc = ", ".join(f"`{item.__name__}`" for item in value)
+        return f"### `{module}.{name}`\n\nThe conformance checks, in order: {doc}.\n"
+    own_init = not inspect.isclass(value) or "__init__" in vars(value)  # a layer takes nn.Module's (no) arguments
+    signature = str(inspect.signature(value)) if own_init else "()"
+    kind = "class " if inspect.isclass(value) else ""
+    return f"### `{kind}{module}.{name}{signature}`\n\n{inspect.cleandoc(value.__doc__ or '').strip()}\n"
+
+
+def helpers_reference() -> str:
+    """docs/helpers.md: every public helper's signature and docstring."""
+    parts = ["# Helpers for plugin authors", "",
+             "Generated from the code by `python -m convzoo.reference README.md docs/helpers.md`; do not edit. "
+             "`@convzoo.hookimpl` and the hooks are in [plugin-hooks.md](plugin-hooks.md).", ""]
+    for module, names in HELPERS.items():
+        parts.extend([f"## `{module}`", ""] + [_entry(module, name) for name in names])
+    return "\n".join(parts)
+
+
 if __name__ == "__main__":
     from convzoo.cli import cli
 
-    print("updated" if rewrite(Path(sys.argv[1]), cli) else "already up to date")
+    readme, helpers = Path(sys.argv[1]), Path(sys.argv[2])
+    changed = rewrite(readme, cli)
+    changed |= helpers.exists() and helpers.read_text() != helpers_reference()
+    helpers.write_text(helpers_reference())
+    print("updated" if changed else "already up to date")
