@@ -1,13 +1,16 @@
 """convzoo: a plugin-based experiment system for convolutional networks on top of MLflow.
 
-Importing this package is cheap: it never imports torch. Plugins need only ``hookimpl``.
+Importing this package is cheap: it never imports torch. Plugins need only ``hookimpl``; notebooks use ``train`` and
+``list_architectures``.
 """
+from convzoo.api import train
 from convzoo.errors import ConvzooError, OptionError
 from convzoo.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
-__all__ = ["ConvzooError", "OptionError", "__version__", "get_architecture", "hookimpl", "list_architectures"]
+__all__ = ["ConvzooError", "OptionError", "__version__", "get_architecture", "hookimpl", "list_architectures", "train"]
+
 
 
 def list_architectures(include=None, exclude=None) -> list[str]:

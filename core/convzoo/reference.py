@@ -79,7 +79,7 @@ def rewrite(path: Path, group: click.Group) -> bool:
 
 # what a plugin author may use, module by module (anything else in convzoo may change without notice)
 HELPERS = {
-    "convzoo": ("OptionError", "ConvzooError", "get_architecture", "list_architectures"),
+    "convzoo": ("train", "list_architectures", "get_architecture", "OptionError", "ConvzooError"),
     "convzoo.layers": ("FlattenLayer", "GlobalAvgPool2d", "flat_features"),
     "convzoo.testing": ("conformance_suite", "CHECKS"),
     "convzoo.data": ("ImageSplits",),
@@ -91,15 +91,19 @@ def _entry(module: str, name: str) -> str:
     if isinstance(value, tuple):  # CHECKS
         doc = ", ".join(f"`{item.__name__}`" for item in value)
         return f"### `{module}.{name}`\n\nThe conformance checks, in order: {doc}.\n"
-    own_init = not inspect.isclass(value) or "__init__" in vars(value)  # a layer takes nn.Module's (no) arguments
-    signature = str(inspect.signature(value)) if own_init else "()"
+    if inspect.isclass(value) and issubclass(value, Exception):
+        signature = "(message: str)"
+    elif inspect.isclass(value) and "__init__" not in vars(value):  # a layer takes nn.Module's (no) arguments
+        signature = "()"
+    else:
+        signature = str(inspect.signature(value))
     kind = "class " if inspect.isclass(value) else ""
     return f"### `{kind}{module}.{name}{signature}`\n\n{inspect.cleandoc(value.__doc__ or '').strip()}\n"
 
 
 def helpers_reference() -> str:
-    """docs/helpers.md: every public helper's signature and docstring."""
-    parts = ["# Helpers for plugin authors", "",
+    """docs/helpers.md: every public function's and class's signature and docstring."""
+    parts = ["# The public API: for notebooks and plugin authors", "",
              "Generated from the code by `python -m convzoo.reference README.md docs/helpers.md`; do not edit. "
              "`@convzoo.hookimpl` and the hooks are in [plugin-hooks.md](plugin-hooks.md).", ""]
     for module, names in HELPERS.items():

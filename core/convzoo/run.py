@@ -43,13 +43,14 @@ class TrainResult:
     arch: str
 
 
-def prepare_device(config: TrainConfig, world: World = SINGLE) -> tuple[torch.device, str]:
-    """The run's device and precision, with this process set up to train there (freed memory kept on a CPU; under
-    several processes, this rank's GPU, or its share of the CPU cores)."""
+def prepare_device(config: TrainConfig, world: World = SINGLE, keep_memory: bool = True) -> tuple[torch.device, str]:
+    """The run's device and precision, with this process set up to train there (on a CPU freed memory kept, unless
+    ``keep_memory`` is false; under several processes, this rank's GPU, or its share of the CPU cores)."""
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)  # bad input fails before the process is changed
     if device.type == "cpu":
-        keep_freed_memory()
+        if keep_memory:
+            keep_freed_memory()
         if world.distributed:
             torch.set_num_threads(threads_per_rank(world.local_size))
     elif world.distributed:
@@ -111,13 +112,13 @@ class RunPlacement:
 def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experiment: str | None = None,
           echo: Callable[[str], None] = print, pm: pluggy.PluginManager | None = None,
           callbacks: Sequence[Callback] = (), resume: Resume | None = None,
-          placement: RunPlacement = RunPlacement(), world: World = SINGLE) -> TrainResult:
+          placement: RunPlacement = RunPlacement(), world: World = SINGLE, keep_memory: bool = True) -> TrainResult:
     """Train ``arch`` on ``dataset`` as ``config`` says, tracked in one MLflow run (``resume.run_id`` continued from
     its checkpoint when given, else a new run placed as ``placement`` says); ``pm`` supplies the observers,
     ``callbacks`` join the run's own. Under several processes (``world``) every rank calls this; rank 0 alone
-    tracks, checkpoints, prints and calls the observers."""
+    tracks, checkpoints, prints and calls the observers. ``keep_memory``: see ``convzoo.memory``."""
     check_batch(config.hyper.batch_size, world.size)
-    device, precision = prepare_device(config, world)
+    device, precision = prepare_device(config, world, keep_memory)
     if resume:
         if resume.state["device"] != device.type:
             raise ConvzooError(f"run {resume.run_id} was trained on {resume.state['device']}; resume it there "

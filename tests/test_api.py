@@ -1,0 +1,80 @@
+"""The notebook API: convzoo.train and convzoo.list_architectures, tracked like the command line, and without
+changing the process more than a notebook expects."""
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import mlflow
+import pytest
+import torch
+
+import convzoo
+from convzoo.errors import ConvzooError
+
+TINY = {"epochs": 1, "batch_size": 16, "resize": 32, "limit_train_batches": 2, "limit_eval_batches": 1,
+        "export": False}
+
+
+@pytest.mark.slow
+def test_train_returns_the_run_history_and_model_and_tracks_like_the_cli(tracking_store):
+    lines = []
+    result = convzoo.train("vgg", recipe="quick", options={"ratio": 8}, echo=lines.append, **TINY)
+    run = mlflow.MlflowClient().get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert (run.data.params["recipe_resolved"], run.data.params["resize"], run.data.params["option.ratio"]) == (
+        "quick", "32", "8")
+    assert [m.epoch for m in result.history] == [1]
+    assert run.data.metrics["test_acc"] == result.history[-1].test_acc
+    assert isinstance(result.model, torch.nn.Module)
+    assert any(line.startswith("epoch 1, loss") for line in lines)
+    assert "vgg" in convzoo.list_architectures("v*")
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"epoch": 1}, "unknown setting 'epoch'; allowed: epochs, batch_size, lr, resize, optimizer, momentum, "
+                   "weight_decay, schedule, augment, device, precision"),
+    ({"lr": -1.0}, "lr must be a positive number, got -1.0"),
+    ({"precision": "fp16"}, "unknown precision 'fp16'; choose one of: auto, fp32, bf16"),
+    ({"recipe": "fastest"}, "unknown recipe 'fastest' for vgg; choose one of: auto, seed, quick"),
+])
+def test_bad_settings_are_the_cli_s_one_line_errors_and_make_no_run(tracking_store, settings, message):
+    with pytest.raises(ConvzooError) as error:
+        convzoo.train("vgg", echo=lambda line: None, **{**TINY, **settings})
+    assert str(error.value).startswith(message)
+    assert mlflow.MlflowClient().search_runs(["0"]) == []
+
+
+PROBE = '''
+import ctypes, ctypes.util, json, sys
+import torch
+import convzoo
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.mallinfo2.restype = MallInfo2
+convzoo.train("vgg", echo=lambda line: None, keep_freed_memory=sys.argv[1] == "keep", **json.loads(sys.argv[2]))
+before = libc.mallinfo2()
+block = torch.ones(64 << 20, dtype=torch.uint8)
+print(json.dumps({"mmapped": libc.mallinfo2().hblkhd - before.hblkhd}))
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+def test_malloc_is_left_alone_unless_asked(tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+
+    def mmapped(mode):
+        done = subprocess.run([sys.executable, "-c", PROBE, mode, json.dumps(TINY)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.splitlines()[-1])["mmapped"]
+
+    assert mmapped("default") >= 64 << 20  # glibc's own behaviour: a big block gets a mapping of its own
+    assert mmapped("keep") < 64 << 20  # the command line's: served from the heap
