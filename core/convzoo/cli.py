@@ -66,9 +66,9 @@ def archs(pattern: str | None, dataset: str) -> None:
             params = "broken"
             broken.append(f"BROKEN {name}: {error}")
         options = ", ".join(f"{k}={v}" for k, v in arch.options.items())
-        rows.append([name, f"{arch.plugin} {arch.plugin_version}", params, arch.input_size,
+        rows.append([name, f"{arch.plugin} {arch.plugin_version}", params, arch.input_size, arch.min_input_size,
                      ", ".join(arch.recipes), options])
-    click.echo(format_table(["NAME", "PLUGIN", "PARAMS", "INPUT", "RECIPES", "OPTIONS"], rows))
+    click.echo(format_table(["NAME", "PLUGIN", "PARAMS", "INPUT", "MIN", "RECIPES", "OPTIONS"], rows))
     for line in broken:
         click.echo(line)
 
@@ -99,12 +99,18 @@ def plugins(as_json: bool) -> None:
 @click.option("--resize", type=int, help="Input height and width (default: the architecture's).")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Architecture option; repeatable.")
 @click.option("--dataset", default=DEFAULT_DATASET, show_default=True, help="Data set whose shape the network takes.")
-def summary(arch: str, resize: int | None, options: tuple[str, ...], dataset: str) -> None:
+@click.option("--min-size", "min_size", is_flag=True,
+              help="Also find the smallest input size that builds and runs (what min_input_size should be).")
+def summary(arch: str, resize: int | None, options: tuple[str, ...], dataset: str, min_size: bool) -> None:
     """Output shape and parameters of each top-level block of ARCH for one input image."""
-    from convzoo.summary import count_params, summarize
+    from convzoo.summary import count_params, smallest_input_size, summarize
 
     registry = get_registry()
     architecture, data = registry.get_architecture(arch), registry.get_dataset(dataset)
+    if min_size:
+        smallest = smallest_input_size(architecture, data.in_channels, data.num_classes, **_parse_options(options))
+        click.echo(f"smallest input size that works: {smallest} (registered min_input_size: "
+                   f"{architecture.min_input_size})")
     size = resize or architecture.input_size
     model = architecture.create(data.in_channels, data.num_classes, input_size=size, **_parse_options(options))
     blocks = summarize(model, data.in_channels, size)

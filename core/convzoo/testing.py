@@ -2,23 +2,19 @@
 from __future__ import annotations
 
 import re
-import warnings
 
 import torch
 import torch.nn.functional as F
 
 from convzoo.errors import ConvzooError
-from convzoo.registry import Architecture, resolve
+from convzoo.registry import Architecture
+from convzoo.summary import smallest_input_size, summarize
 
 BATCH = 2
 
 
 def _images(in_channels: int, size: int, batch: int = BATCH) -> torch.Tensor:
     return torch.rand(batch, in_channels, size, size, generator=torch.Generator().manual_seed(0))
-
-
-def _meta_images(in_channels: int, size: int) -> torch.Tensor:
-    return torch.empty(BATCH, in_channels, size, size, device="meta")
 
 
 def other_input_size(arch: Architecture) -> int:
@@ -66,30 +62,19 @@ def check_other_input_size(arch: Architecture, in_channels: int = 1, num_classes
 
 
 def check_min_input_size(arch: Architecture, in_channels: int = 1, num_classes: int = 10) -> None:
-    """The declared minimum input size works, and (where it is above 1) the size below it does not."""
-    with torch.device("meta"):
-        model = arch.create(in_channels, num_classes, input_size=arch.min_input_size)
-        assert model(_meta_images(in_channels, arch.min_input_size)).shape == (BATCH, num_classes)
-        if arch.min_input_size > 1:
-            too_small = arch.min_input_size - 1
-            try:
-                arch.check_input_size(too_small)
-            except ConvzooError as error:
-                assert re.search(rf"\b{arch.min_input_size}\b", str(error))
-            else:
-                raise AssertionError(f"{arch.name}: resize {too_small} was accepted")
-            _assert_fails_at(arch, in_channels, num_classes, too_small)
-
-
-def _assert_fails_at(arch: Architecture, in_channels: int, num_classes: int, size: int) -> None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # empty layers warn before they fail
-            built = resolve(arch.build)(in_channels, num_classes, input_size=size, **arch.resolve_options())
-            built(_meta_images(in_channels, size))
-    except (RuntimeError, ValueError):
-        return
-    raise AssertionError(f"{arch.name}: min_input_size {arch.min_input_size} is too high, {size} works")
+    """The declared minimum input size is the smallest that builds and runs, and convzoo refuses the size below it."""
+    smallest = smallest_input_size(arch, in_channels, num_classes)
+    assert smallest == arch.min_input_size, (
+        f"{arch.name}: min_input_size is {arch.min_input_size}, but the smallest input size that works is {smallest}; "
+        f"register it with min_input_size={smallest}")
+    if arch.min_input_size > 1:
+        too_small = arch.min_input_size - 1
+        try:
+            arch.check_input_size(too_small)
+        except ConvzooError as error:
+            assert re.search(rf"\b{arch.min_input_size}\b", str(error))
+        else:
+            raise AssertionError(f"{arch.name}: resize {too_small} was accepted")
 
 
 def check_onnx_export(arch: Architecture, in_channels: int = 1, num_classes: int = 10) -> None:
@@ -114,16 +99,16 @@ CHECKS = (check_forward, check_backward, check_channels_last, check_other_input_
           check_onnx_export)
 
 
-def summary_shapes(*args: str) -> list[tuple[str, tuple[int, ...]]]:
-    """Run ``convzoo summary ARGS`` and return each block's name and output shape from what it printed."""
-    from click.testing import CliRunner
+def summary_shapes(name: str, resize: int | None = None, dataset: str = "fashion-mnist",
+                   **options) -> list[tuple[str, tuple[int, ...]]]:
+    """Each top-level block's name and output shape for one image, as ``convzoo summary`` prints them."""
+    from convzoo.plugins import get_registry
 
-    from convzoo.cli import cli
-
-    result = CliRunner().invoke(cli, ["summary", *args])
-    assert result.exit_code == 0, result.output
-    rows = re.findall(r"^(\S+)\s+\(([\d, ]+)\)", result.output, flags=re.MULTILINE)
-    return [(name, tuple(int(n) for n in shape.split(","))) for name, shape in rows]
+    registry = get_registry()
+    arch, data = registry.get_architecture(name), registry.get_dataset(dataset)
+    size = resize or arch.input_size
+    model = arch.create(data.in_channels, data.num_classes, input_size=size, **options)
+    return [(block.name, block.output_shape) for block in summarize(model, data.in_channels, size)]
 
 
 def conformance_suite(name: str):

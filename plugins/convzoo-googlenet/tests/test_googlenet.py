@@ -16,7 +16,7 @@ NOTEBOOK_GOOGLENET_SHAPES = [
 
 
 def test_summary_matches_the_notebook_shapes():
-    assert summary_shapes("googlenet", "--resize", "96") == NOTEBOOK_GOOGLENET_SHAPES
+    assert summary_shapes("googlenet", resize=96) == NOTEBOOK_GOOGLENET_SHAPES
 
 
 def test_inception_concatenates_its_four_paths():

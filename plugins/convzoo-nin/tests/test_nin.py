@@ -21,7 +21,7 @@ NOTEBOOK_NIN_SHAPES = [
 
 
 def test_summary_matches_the_notebook_shapes():
-    assert summary_shapes("nin", "--resize", "224") == NOTEBOOK_NIN_SHAPES
+    assert summary_shapes("nin", resize=224) == NOTEBOOK_NIN_SHAPES
 
 
 def test_global_pooling_is_the_notebooks_avg_pool2d():

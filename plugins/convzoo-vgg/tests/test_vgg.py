@@ -60,7 +60,7 @@ Sequential(
 
 
 def test_summary_of_vgg11_matches_the_notebook_shapes():
-    assert summary_shapes("vgg", "--resize", "224", "--option", "ratio=1") == NOTEBOOK_VGG11_SHAPES
+    assert summary_shapes("vgg", resize=224, ratio=1) == NOTEBOOK_VGG11_SHAPES
 
 
 def test_small_vgg_prints_as_in_the_notebook():
