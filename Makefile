@@ -15,7 +15,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 ARCH ?= alexnet
 
-.PHONY: install data postgres run test test-fast ui server bench-train bench-inference bench-startup bench-checkpoint bench-sweep bench-dp clean
+.PHONY: install data postgres browser run test test-fast ui server bench-train bench-inference bench-startup bench-checkpoint bench-sweep bench-dp clean
 
 install: $(STAMP)
 
@@ -38,6 +38,12 @@ postgres:
 	elif command -v apt-get >/dev/null; then $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q postgresql; \
 	else echo "no apt-get: install PostgreSQL (initdb, pg_ctl) for the tests marked postgres"; fi
 
+# Debian's chromium for the test marked browser, which drives it headless against the MLflow UI (no browser download)
+browser:
+	@if command -v chromium >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; \
+	else echo "no apt-get: install chromium (on PATH) for the test marked browser"; fi
+
 run: install data
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -P arch=$(ARCH) --env-manager local
 
@@ -45,7 +51,7 @@ run: install data
 ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
-test: install data postgres
+test: install data postgres browser
 	$(BIN)/python -m pytest
 
 test-fast: install data

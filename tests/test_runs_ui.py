@@ -74,7 +74,16 @@ def _get(url):
         return json.loads(response.read())
 
 
-def test_ui_serves_the_store_the_runs_went_to(two_runs, tracking_store):
+def chromium(url: str, *args: str) -> str:
+    """What headless Chromium (Debian's package, never a download) renders at ``url`` once its scripts have run."""
+    done = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
+                           "--window-size=1400,900", *args, url], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.browser
+def test_ui_serves_the_store_the_runs_went_to(two_runs, tracking_store, tmp_path):
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "convzoo", "ui", "--port", str(port)], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True, start_new_session=True)
@@ -95,6 +104,18 @@ def test_ui_serves_the_store_the_runs_went_to(two_runs, tracking_store):
         with urllib.request.urlopen(request, timeout=10) as response:
             found = {run["info"]["run_id"] for run in json.loads(response.read())["runs"]}
         assert found == {run.run_id for run in two_runs}
+
+        # in a real browser: the run list shows the runs by name, the run page its name and description
+        vgg = two_runs[0].run_id
+        listed = chromium(f"http://127.0.0.1:{port}/#/experiments/0/runs", "--dump-dom")
+        assert "vgg-quick" in listed and "nin-quick" in listed
+        page = chromium(f"http://127.0.0.1:{port}/#/experiments/0/runs/{vgg}", "--dump-dom")
+        assert "vgg-quick" in page
+        assert f"Final test accuracy <strong>{two_runs[0].history[-1].test_acc:.4f}</strong>" in page
+        for name, url in (("runs", "#/experiments/0/runs"), ("run", f"#/experiments/0/runs/{vgg}")):
+            chromium(f"http://127.0.0.1:{port}/{url}", f"--screenshot={tmp_path / name}.png")
+            assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert (tmp_path / f"{name}.png").stat().st_size > 20_000  # a rendered page, not a blank one
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -48,6 +48,11 @@ def test_short_training_run_is_fully_tracked(name, short_run, sample_images, tmp
         name, arch.plugin, arch.plugin_version)
     assert (tags["convzoo.device"], tags["convzoo.version"], tags["convzoo.recipe"]) == ("cpu", "0.1.0", "quick")
     assert tags["convzoo.precision"] in ("fp32", "bf16")
+    # what the MLflow UI lists and shows: a name that says what ran, and a description
+    assert run.info.run_name == f"{name}-quick"
+    assert tags["mlflow.note.content"].startswith(f"**{name}**")
+    assert f"Final test accuracy **{result.history[-1].test_acc:.4f}**" in tags["mlflow.note.content"]
+    assert tags["mlflow.note.content"].endswith("ONNX parity: **passed**.")
     [dataset_input] = run.inputs.dataset_inputs
     assert (dataset_input.dataset.name, dataset_input.dataset.digest) == ("fashion-mnist", ImageSplits.digest_of(FILES.values()))
     assert {"config.json", "plots"} <= {a.path for a in client.list_artifacts(result.run_id)}
@@ -109,6 +114,19 @@ def test_an_observer_that_raises_is_printed_tagged_and_raised_in_strict_mode(tra
         train(config, arch, dataset, echo=lambda line: None, pm=pm)
     strict = mlflow.MlflowClient().search_runs(["0"], order_by=["attributes.start_time DESC"])[0]
     assert strict.info.status == "FAILED"
+
+
+def test_a_run_is_named_arch_recipe_unless_somebody_named_it(tracking_store, monkeypatch):
+    from convzoo.tracking import run_name
+
+    config, _, _ = short_config("vgg")
+    client = mlflow.MlflowClient()
+    assert run_name(config, None) == "vgg-quick"
+    assert run_name(config, "vgg-quick-t3 lr=0.01") == "vgg-quick-t3 lr=0.01"
+    for made_by_mlflow_run, expected in ((client.create_run("0"), "vgg-quick"),  # MLflow's random name
+                                         (client.create_run("0", run_name="my-baseline"), None)):  # --run-name
+        monkeypatch.setenv("MLFLOW_RUN_ID", made_by_mlflow_run.info.run_id)
+        assert run_name(config, None) == expected
 
 
 @pytest.mark.slow

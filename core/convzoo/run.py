@@ -141,7 +141,8 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
         echo(f"recipe auto -> {config.recipe_resolved} ({why})")
 
     pm = pm or get_plugin_manager()
-    with tracking.mlflow_run(experiment, run_id=resume.run_id if resume else placement.run_id, run_name=placement.run_name,
+    name = None if resume else tracking.run_name(config, placement.run_name)
+    with tracking.mlflow_run(experiment, run_id=resume.run_id if resume else placement.run_id, run_name=name,
                              parent_run_id=placement.parent_run_id, tags=placement.tags) as active:
         run_id = active.info.run_id
         outbox = Outbox(echo)
@@ -179,6 +180,7 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
                 leave()  # the other ranks are done; what follows is rank 0's alone
                 wait_for_server(outbox, run_id, path)
                 finish(trainer, config, splits, dataset, echo)
+                tracking.describe_run(config, trainer.state.history, str(device), precision)
         except BaseException as error:
             status = "KILLED" if isinstance(error, (KeyboardInterrupt, StopTraining)) else "FAILED"
             hooks.call("on_exception", error=error)

@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import json
 import os
+import re
 import threading
 import time
 import warnings
@@ -35,6 +36,9 @@ PLUGIN_ERRORS_TAG = "convzoo.plugin_errors"
 RESUMED_TAG = "convzoo.resumed_run"
 WORLD_SIZE_TAG = "convzoo.world_size"
 BACKEND_TAG = "convzoo.backend"
+NOTE_TAG = "mlflow.note.content"  # the description the MLflow UI shows on the run's page
+# MLflow's own random names ("indecisive-cat-746"): convzoo replaces them, never a name somebody chose
+MLFLOW_RANDOM_NAME = re.compile(r"^[a-z]+-[a-z]+-\d+$")
 DEFAULT_HEARTBEAT_SECONDS = 30
 
 
@@ -69,6 +73,31 @@ def mlflow_run(experiment: str | None = None, run_id: str | None = None, *, run_
 
 class TrackingUnavailable(ConvzooError):
     """The tracking server stayed away longer than the run waits for it."""
+
+
+def run_name(config: TrainConfig, given: str | None) -> str | None:
+    """The name a new run gets: ``given``, else ``ARCH-RECIPE``; under ``mlflow run`` only if MLflow named the run
+    at random (not ``mlflow run --run-name``)."""
+    if given:
+        return given
+    if inside_mlflow_run():
+        current = mlflow.MlflowClient().get_run(os.environ["MLFLOW_RUN_ID"]).info.run_name or ""
+        if not MLFLOW_RANDOM_NAME.match(current):
+            return None
+    return f"{config.arch}-{config.recipe_resolved}"
+
+
+def describe_run(config: TrainConfig, history: list[EpochMetrics], device: str, precision: str) -> None:
+    """The run's description in the MLflow UI: what was trained, how, and how it ended."""
+    hyper, final = config.hyper, history[-1]
+    parity = mlflow.MlflowClient().get_run(mlflow.active_run().info.run_id).data.tags.get("parity", "not checked")
+    options = ", ".join(f"{key}={value}" for key, value in config.options.items())
+    mlflow.set_tag(NOTE_TAG, (
+        f"**{config.arch}**{f' ({options})' if options else ''}, recipe **{config.recipe_resolved}**: "
+        f"{hyper.epochs} epoch(s), batch {hyper.batch_size}, {hyper.optimizer} lr {hyper.lr:g}, {config.resize} px, "
+        f"on {device} ({precision}).\n\n"
+        f"Final test accuracy **{final.test_acc:.4f}** (train accuracy {final.train_acc:.4f}, loss "
+        f"{final.train_loss:.4f}). ONNX parity: **{parity}**."))
 
 
 def inside_mlflow_run() -> bool:
