@@ -23,7 +23,7 @@ from convzoo import list_architectures
 from convzoo.cli import cli
 from convzoo.export import ParityError, export_onnx
 from convzoo.fashion_mnist import CLASS_NAMES, load
-from convzoo.pipeline import resize
+from convzoo.pipeline import model_input
 from convzoo.plugins import get_registry
 from convzoo.publish import verify_and_log
 
@@ -49,7 +49,7 @@ def test_every_architecture_exports_with_parity_on_the_whole_test_set(name, shor
     assert any(line.startswith("onnx parity passed on 10000 test images") for line in lines)
 
     pyfunc = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/onnx-model", dst_path=str(tmp_path))
-    images = resize(splits.test_images[:8].float().div(255), config.resize).contiguous()
+    images = model_input(splits.test_images[:8], config.resize).contiguous()
     onnx_classes = np.asarray(pyfunc.predict(images.numpy())["logits"]).argmax(1)
     with torch.no_grad():
         torch_classes = result.model.cpu().float().eval()(images).argmax(1).numpy()
@@ -96,7 +96,7 @@ def test_predict_classifies_png_files_of_real_test_images(trained_vgg, in_sessio
     # each line: "PATH: CLASS PROBABILITY"
     predicted = [line.split(": ", 1)[1].rsplit(" ", 1)[0] for line in result.output.splitlines()]
     labels = [CLASS_NAMES[label] for label in splits.test_labels[:20].tolist()]
-    images = resize(splits.test_images[:20].float().div(255), trained_vgg.size)
+    images = model_input(splits.test_images[:20], trained_vgg.size)
     with torch.no_grad():
         expected = [CLASS_NAMES[i] for i in trained_vgg.model.cpu().float().eval()(images).argmax(1).tolist()]
     assert predicted == expected
@@ -170,7 +170,7 @@ def test_mlflow_models_serve_answers_with_the_right_class(trained_vgg, in_sessio
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, "server did not start"
                 time.sleep(1)
-        images = resize(splits.test_images[:10].float().div(255), trained_vgg.size).numpy()
+        images = model_input(splits.test_images[:10], trained_vgg.size).numpy()
         status, body = _post(f"http://127.0.0.1:{port}/invocations", {"inputs": images.tolist()})
         assert status == 200
         served = np.asarray(body["predictions"]["logits"]).argmax(1)

@@ -4,7 +4,7 @@ import torch
 import torchvision.transforms.functional as TF
 
 from convzoo.fashion_mnist import load
-from convzoo.pipeline import BatchLoader, augment, resize
+from convzoo.pipeline import BatchLoader, augment, model_input, resize
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +85,10 @@ def test_unshuffled_positions_of_all_ranks_cover_the_test_set_once(splits):
     positions = torch.cat([test.positions(rank) for rank in range(4)])
     assert torch.equal(positions.sort().values, torch.arange(1500))
     assert torch.equal(torch.cat([labels for _, labels in test]), splits.test_labels[test.positions(0)])
+
+
+def test_model_input_is_what_the_test_loader_feeds_the_network(splits):
+    """One conversion from uint8 images to network input, the same for training, export, parity and predict."""
+    test = BatchLoader(splits.test_images, splits.test_labels, 16, 56, torch.device("cpu"), shuffle=False)
+    images, _ = next(iter(test))
+    assert torch.equal(images, model_input(splits.test_images[:16], 56))

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from convzoo.errors import ConvzooError
-from convzoo.pipeline import resize
+from convzoo.pipeline import model_input
 
 # torchvision's ONNX test tolerances
 RTOL, ATOL = 1e-3, 1e-5
@@ -93,7 +93,7 @@ def check_parity(model: nn.Module, onnx_path: Path, images: torch.Tensor, labels
     within, agree, onnx_correct, torch_correct = True, 0, 0, 0
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            batch = resize(images[start:start + batch_size].float().div(255), input_size).contiguous()
+            batch = model_input(images[start:start + batch_size], input_size).contiguous()
             expected = model(batch).numpy()
             actual = runtime.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})[0]
             difference = np.abs(actual - expected)

@@ -92,6 +92,11 @@ class EpochBatches:
             yield images.contiguous(memory_format=loader.memory_format), labels
 
 
+def model_input(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 images (N x C x H x W, 0-255) as the networks take them: floats in [0, 1], resized to ``size``."""
+    return resize(images.float().div(255), size)
+
+
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:
     """Bilinear resize of a batch to ``size`` x ``size`` (antialiased when shrinking)."""
     if images.shape[-1] == size and images.shape[-2] == size:

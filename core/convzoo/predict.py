@@ -53,13 +53,13 @@ def load_run_model(run_id: str):
 def predict(run_id: str, paths: list[str], top: int = 3) -> list[Prediction]:
     """The ``top`` most probable classes of each image, with probabilities."""
     from convzoo.export import INPUT_NAME
-    from convzoo.pipeline import resize
+    from convzoo.pipeline import model_input
 
     session, input_size, dataset = load_run_model(run_id)
     images = [read_image(path, dataset.in_channels) for path in paths]
     results = []
     for path, image in zip(paths, images):
-        batch = resize(image.unsqueeze(0).float().div(255), input_size).contiguous().numpy()
+        batch = model_input(image.unsqueeze(0), input_size).contiguous().numpy()
         logits = session.run(None, {INPUT_NAME: batch})[0][0]
         probabilities = np.exp(logits - logits.max())
         probabilities /= probabilities.sum()

@@ -12,7 +12,7 @@ from torch import nn
 
 from convzoo.data import ImageSplits
 from convzoo.export import ParityError, check_parity, export_onnx, measure_speed, onnx_runner, session, torch_runner
-from convzoo.pipeline import resize
+from convzoo.pipeline import model_input
 from convzoo.registry import Dataset
 
 ONNX_MODEL = "onnx-model"
@@ -51,7 +51,7 @@ def verify_and_log(model: nn.Module, path: Path, splits: ImageSplits, dataset: D
 def _log_onnx(path: Path, splits: ImageSplits, input_size: int, name: str, register_as: str | None = None) -> None:
     import onnx
 
-    example = resize(splits.test_images[:1].float().div(255), input_size).contiguous().numpy()
+    example = model_input(splits.test_images[:1], input_size).contiguous().numpy()
     output = session(path).run(None, {"images": example})[0]
     mlflow.onnx.log_model(onnx.load(str(path)), name=name, input_example=example,
                           signature=infer_signature(example, output), onnx_execution_providers=["CPUExecutionProvider"],

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from convzoo.export import INPUT_NAME, OUTPUT_NAME, session
-from convzoo.pipeline import resize
+from convzoo.pipeline import model_input
 
 CALIBRATION_IMAGES = 256
 
@@ -22,7 +22,7 @@ def quantize_int8(fp32_path: Path, int8_path: Path, train_images: torch.Tensor, 
 
     class Calibration(CalibrationDataReader):
         def __init__(self):
-            images = resize(train_images[:CALIBRATION_IMAGES].float().div(255), input_size).numpy()
+            images = model_input(train_images[:CALIBRATION_IMAGES], input_size).numpy()
             self.batches = iter(np.split(images, len(images) // 32))
 
         def get_next(self):
@@ -43,7 +43,7 @@ def compare_int8(fp32_path: Path, int8_path: Path, images: torch.Tensor, labels:
     fp32, int8 = session(fp32_path), session(int8_path)
     agree = fp32_correct = int8_correct = 0
     for start in range(0, len(images), batch_size):
-        batch = resize(images[start:start + batch_size].float().div(255), input_size).contiguous().numpy()
+        batch = model_input(images[start:start + batch_size], input_size).contiguous().numpy()
         truth = labels[start:start + batch_size].numpy()
         a = fp32.run([OUTPUT_NAME], {INPUT_NAME: batch})[0].argmax(1)
         b = int8.run([OUTPUT_NAME], {INPUT_NAME: batch})[0].argmax(1)

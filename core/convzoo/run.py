@@ -24,7 +24,7 @@ from convzoo.memory import keep_freed_memory
 from convzoo.console import ConsoleOutput
 from convzoo.observers import PluginHooks, RunContext
 from convzoo.outbox import Outbox, server_wait_seconds
-from convzoo.pipeline import BatchLoader, resize
+from convzoo.pipeline import BatchLoader, model_input
 from convzoo.plugins import get_plugin_manager
 from convzoo.registry import Architecture, Dataset, resolve
 from convzoo.runs import EPOCHS_TAG
@@ -221,7 +221,7 @@ def finish(trainer: Trainer, config: TrainConfig, splits: ImageSplits, dataset: 
            echo: Callable[[str], None]) -> None:
     """Plots, the PyTorch model and, unless turned off, the ONNX export with its parity check."""
     tracking.log_plots(trainer.state.history, splits, trainer.state.predictions, dataset)
-    example = resize(splits.test_images[:2].float().div(255), config.resize)  # batch 2 keeps batch dynamic
+    example = model_input(splits.test_images[:2], config.resize)  # batch 2 keeps batch dynamic
     tracking.log_model(trainer.model, example)
     if config.export:
         from convzoo.publish import publish_onnx
