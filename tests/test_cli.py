@@ -35,7 +35,7 @@ def test_help_and_plugin_listing_do_not_import_torch(args):
 def test_archs_lists_the_seed_architectures_with_params_and_recipes():
     result = CliRunner().invoke(cli, ["archs"])
     rows = {line.split()[0]: re.split(r"\s{2,}", line) for line in result.output.splitlines()[1:]}
-    assert rows["alexnet"][1:6] == ["convzoo-alexnet 0.1.0", "29,983,434", "224", "seed, quick", "hidden_layers=1"]
+    assert rows["alexnet"][1:7] == ["convzoo-alexnet 0.1.0", "29,983,434", "224", "67", "seed, quick", "hidden_layers=1"]
     assert rows["googlenet"][2:4] == ["5,977,530", "96"]
 
 
@@ -90,3 +90,16 @@ def test_install_passes_pip_failures_on():
     result = subprocess.run([sys.executable, "-m", "convzoo", "install", "/nonexistent/convzoo_nothing.whl"],
                             capture_output=True, text=True)
     assert result.returncode != 0
+
+
+def test_every_recipe_field_is_a_training_option_and_the_choices_come_from_one_place():
+    from dataclasses import fields
+
+    from convzoo.config import DEVICES, PRECISIONS
+    from convzoo.recipes import Recipe
+
+    shown = CliRunner().invoke(cli, ["train", "--help"], terminal_width=200).output
+    for field in fields(Recipe):
+        if field.name != "options":
+            assert f"--{field.name.replace('_', '-')}" in shown and field.metadata["help"].split("(")[0] in shown
+    assert f"{', '.join(DEVICES)}." in shown and ", ".join(PRECISIONS) in shown

@@ -7,11 +7,12 @@ import signal
 import subprocess
 import sys
 from dataclasses import asdict
+from typing import Any
 
 import click
 
 from convzoo import __version__
-from convzoo.config import DEFAULT_CHECKPOINT_EVERY
+from convzoo.config import DEFAULT_CHECKPOINT_EVERY, DEVICES, PRECISIONS
 from convzoo.errors import ConvzooError
 from convzoo.plugins import get_registry
 from convzoo.tables import format_table
@@ -128,17 +129,18 @@ def _dashed(name: str) -> tuple[str, ...]:
     return (dashed, "--" + name) if "_" in name else (dashed,)
 
 
-HYPERPARAMETERS = [
-    ("epochs", int, "Epochs."),
-    ("batch_size", int, "Batch size."),
-    ("lr", float, "Learning rate."),
-    ("resize", int, "Input height and width (the seed's Resize)."),
-    ("optimizer", str, "adam or sgd."),
-    ("momentum", float, "SGD momentum."),
-    ("weight_decay", float, "Weight decay."),
-    ("schedule", str, "Learning-rate schedule: none or cosine."),
-    ("augment", click.BOOL, "Random flip, resized crop and brightness/contrast jitter (true/false)."),
-]
+def _hyperparameters() -> list[tuple[str, Any, str]]:
+    """(name, click type, help) of every ``Recipe`` field a user may override: the recipe is their only list."""
+    from dataclasses import fields
+
+    from convzoo.recipes import Recipe
+
+    kinds = {"int": int, "int | None": int, "float": float, "str": str, "bool": click.BOOL}
+    return [(field.name, kinds[field.type], field.metadata["help"]) for field in fields(Recipe)
+            if field.name != "options"]
+
+
+HYPERPARAMETERS = _hyperparameters()
 
 
 checkpoint_options = [
@@ -160,9 +162,9 @@ def training_options(command):
         click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Architecture option; repeatable."),
         click.option("--dataset", default=DEFAULT_DATASET, show_default=True, help="Registered data set."),
         click.option("--data-dir", "--data_dir", "data_dir", default=None, help="Folder with the data set's files."),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda."),
+        click.option("--device", default="auto", show_default=True, help=f"{', '.join(DEVICES)}."),
         click.option("--precision", default="auto", show_default=True,
-                     help="auto (bf16 where supported), fp32 or bf16."),
+                     help=f"{', '.join(PRECISIONS)} (auto: bf16 where the device computes it natively)."),
         click.option(*_dashed("channels_last"), "channels_last", type=click.BOOL, default=True, show_default=True,
                      help="Use the channels_last memory format."),
         click.option("--seed", type=int, default=0, show_default=True,

@@ -10,6 +10,9 @@ from convzoo.recipes import Recipe
 from convzoo.registry import Architecture, Dataset, Registry
 
 AUTO_RECIPE = "auto"
+# the choices of --device and --precision, here (no torch) so that the command line can show them without importing it
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
 # The costliest seed case, AlexNet's seed recipe, writes 343 MB in 0.8-1.0 s against 200 steps of 0.3 s: 1.4-1.7 %
 # of step time on a 2-core CPU (`make bench-checkpoint`); every other recipe is under 0.7 %. 500 steps would leave
 # NiN's seed recipe (469 steps an epoch) without a mid-epoch checkpoint.

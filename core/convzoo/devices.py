@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from convzoo.config import DEVICES, PRECISIONS
 from convzoo.errors import ConvzooError
-
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def resolve_device(requested: str) -> torch.device:

@@ -11,19 +11,25 @@ OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("none", "cosine")
 
 
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """Training hyperparameters; ``resize=None`` means the architecture's default input size."""
+    """Training hyperparameters; ``resize=None`` means the architecture's default input size. Each field's ``help``
+    is its command-line option's help: the fields are the options, listed nowhere else."""
 
-    epochs: int
-    batch_size: int
-    lr: float
-    resize: int | None = None
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "none"
-    augment: bool = False
+    epochs: int = field(metadata=_help("Epochs."))
+    batch_size: int = field(metadata=_help("Batch size (the global batch, over every process)."))
+    lr: float = field(metadata=_help("Learning rate."))
+    resize: int | None = field(default=None, metadata=_help("Input height and width (the seed's Resize)."))
+    optimizer: str = field(default="adam", metadata=_help(f"{' or '.join(OPTIMIZERS)}."))
+    momentum: float = field(default=0.9, metadata=_help("SGD momentum."))
+    weight_decay: float = field(default=0.0, metadata=_help("Weight decay."))
+    schedule: str = field(default="none", metadata=_help(f"Learning-rate schedule: {' or '.join(SCHEDULES)}."))
+    augment: bool = field(default=False, metadata=_help(
+        "Random flip, resized crop and brightness/contrast jitter (true/false)."))
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
