@@ -14,6 +14,19 @@ import mlflow
 import torch
 
 COMPARED = ("train_loss", "train_acc", "test_acc")
+# the start of a probe script that reads glibc's malloc statistics: libc.mallinfo2().hblkhd is the mmapped bytes
+MALLINFO = '''
+import ctypes, ctypes.util, json, sys
+import torch
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.mallinfo2.restype = MallInfo2
+'''
 ADMIN_PASSWORD = "convzoo-admin-password-1"
 
 

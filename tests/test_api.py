@@ -9,6 +9,7 @@ import sys
 import mlflow
 import pytest
 import torch
+from helpers import MALLINFO
 
 import convzoo
 from convzoo.errors import ConvzooError
@@ -46,18 +47,8 @@ def test_bad_settings_are_the_cli_s_one_line_errors_and_make_no_run(tracking_sto
     assert mlflow.MlflowClient().search_runs(["0"]) == []
 
 
-PROBE = '''
-import ctypes, ctypes.util, json, sys
-import torch
+PROBE = MALLINFO + '''
 import convzoo
-
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-                 "keepcost")]
-
-libc = ctypes.CDLL(ctypes.util.find_library("c"))
-libc.mallinfo2.restype = MallInfo2
 convzoo.train("vgg", echo=lambda line: None, keep_freed_memory=sys.argv[1] == "keep", **json.loads(sys.argv[2]))
 before = libc.mallinfo2()
 block = torch.ones(64 << 20, dtype=torch.uint8)

@@ -7,22 +7,13 @@ import subprocess
 import sys
 
 import pytest
+from helpers import MALLINFO
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
 
 # mallinfo2 of a fresh process that allocates and frees a 64 MiB tensor, with or without keep_freed_memory()
-PROBE = '''
-import ctypes, ctypes.util, json, sys
-import torch
+PROBE = MALLINFO + '''
 from convzoo.memory import keep_freed_memory
-
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-                 "keepcost")]
-
-libc = ctypes.CDLL(ctypes.util.find_library("c"))
-libc.mallinfo2.restype = MallInfo2
 kept = keep_freed_memory() if sys.argv[1] == "keep" else None
 before = libc.mallinfo2()
 block = torch.ones(64 << 20, dtype=torch.uint8)
