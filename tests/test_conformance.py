@@ -6,7 +6,8 @@ from click.testing import CliRunner
 
 from convzoo import get_architecture, list_architectures
 from convzoo.cli import cli
-from convzoo.testing import CHECKS, check_min_input_size, check_onnx_export
+from convzoo.plugins import get_registry
+from convzoo.testing import CHECKS, check_dataset, check_min_input_size, check_onnx_export
 
 
 # the ONNX check exports and runs onnxruntime (seconds per architecture): slow
@@ -36,3 +37,41 @@ def test_summary_finds_the_smallest_input_size_and_archs_shows_the_registered_on
     assert found.output.splitlines()[0] == "smallest input size that works: 32 (registered min_input_size: 32)"
     listed = CliRunner().invoke(cli, ["archs", "vgg"]).output.splitlines()
     assert listed[0].split()[:5] == ["NAME", "PLUGIN", "PARAMS", "INPUT", "MIN"] and listed[1].split()[5] == "32"
+
+
+@pytest.mark.parametrize("name", get_registry().datasets.names())
+def test_dataset_conforms(name):
+    check_dataset(get_registry().get_dataset(name))
+
+
+def test_the_dataset_check_finds_what_training_would_trip_over(load_with):
+    _, registry = load_with("convzoo-tinynet")  # blank-squares: the same eight blank images in train and test
+    with pytest.raises(AssertionError, match=r"^blank-squares: 1 image\(s\) are in both train and test$"):
+        check_dataset(registry.get_dataset("blank-squares"))
+    bad = dataclasses.replace(registry.get_dataset("blank-squares"), num_classes=3)
+    with pytest.raises(AssertionError, match=r"^blank-squares: 2 class_names for 3 classes$"):
+        check_dataset(bad)
+
+
+def test_datasets_lists_every_registered_data_set(run_convzoo):
+    listed = run_convzoo("datasets", with_plugins=("convzoo-tinynet",))
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line.split() for line in listed.stdout.splitlines()[1:]}
+    assert rows["fashion-mnist"][1:5] == ["convzoo", "0.1.0", "1", "10"]
+    assert rows["blank-squares"][1:5] == ["convzoo-tinynet", "0.1.0", "1", "2"]
+
+
+def test_the_documented_dataset_plugin_example_passes_the_dataset_check():
+    from pathlib import Path
+
+    from convzoo.registry import Dataset
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "writing-plugins.md").read_text()
+    example = text[text.index("## A dataset plugin"):].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(example, "writing-plugins.md", "exec"), namespace)
+    registered = []
+    namespace["register_datasets"](register=lambda **fields: registered.append(Dataset(**fields)))
+    [digits] = registered
+    check_dataset(digits)
+    assert (digits.name, digits.num_classes) == ("digits", 10)

@@ -64,6 +64,15 @@ def archs(pattern: str | None, dataset: str) -> None:
 
 
 @cli.command()
+def datasets() -> None:
+    """List installed data sets: the plugin, image channels, classes and what each is."""
+    registry = get_registry()
+    rows = [[name, f"{data.plugin} {data.plugin_version}", data.in_channels, data.num_classes, data.description]
+            for name in registry.datasets.names() for data in [registry.get_dataset(name)]]
+    click.echo(format_table(["NAME", "PLUGIN", "CHANNELS", "CLASSES", "DESCRIPTION"], rows))
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def plugins(as_json: bool) -> None:
     """List loaded plugins, what each registered, and plugins that failed to load."""

@@ -81,7 +81,7 @@ def rewrite(path: Path, group: click.Group) -> bool:
 HELPERS = {
     "convzoo": ("train", "list_architectures", "get_architecture", "OptionError", "ConvzooError"),
     "convzoo.layers": ("FlattenLayer", "GlobalAvgPool2d", "flat_features"),
-    "convzoo.testing": ("conformance_suite", "CHECKS"),
+    "convzoo.testing": ("conformance_suite", "CHECKS", "dataset_conformance_suite", "check_dataset"),
     "convzoo.data": ("ImageSplits",),
 }
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from convzoo.errors import ConvzooError
-from convzoo.registry import Architecture
+from convzoo.registry import Architecture, Dataset, resolve
 from convzoo.summary import smallest_input_size, summarize
 
 BATCH = 2
@@ -99,6 +99,37 @@ CHECKS = (check_forward, check_backward, check_channels_last, check_other_input_
           check_onnx_export)
 
 
+def check_dataset(dataset: Dataset, data_dir: str | None = None) -> None:
+    """What training needs from a dataset plugin's ``load``: uint8 ``N x C x H x W`` images with the registered
+    ``in_channels``, one int64 label per image in ``[0, num_classes)``, a class name per class, no image in both
+    train and test, and the same content on every call (same ``digest``)."""
+    import hashlib
+
+    splits = resolve(dataset.load)(data_dir)
+    assert len(dataset.class_names) == dataset.num_classes, (
+        f"{dataset.name}: {len(dataset.class_names)} class_names for {dataset.num_classes} classes")
+    for split in ("train", "test"):
+        images, labels = getattr(splits, f"{split}_images"), getattr(splits, f"{split}_labels")
+        assert images.dtype == torch.uint8 and images.ndim == 4 and images.shape[1] == dataset.in_channels, (
+            f"{dataset.name}: {split}_images must be uint8 N x {dataset.in_channels} x H x W, got {images.dtype} "
+            f"{tuple(images.shape)}")
+        assert labels.dtype == torch.int64 and tuple(labels.shape) == (len(images),), (
+            f"{dataset.name}: {split}_labels must be int64 with one label per image, got {labels.dtype} "
+            f"{tuple(labels.shape)}")
+        assert 0 <= labels.min() and labels.max() < dataset.num_classes, (
+            f"{dataset.name}: {split}_labels must be in [0, {dataset.num_classes}), got {labels.min().item()} to "
+            f"{labels.max().item()}")
+
+    def fingerprints(images: torch.Tensor) -> set[bytes]:
+        return {hashlib.blake2b(image.numpy().tobytes(), digest_size=16).digest() for image in images}
+
+    shared = len(fingerprints(splits.train_images) & fingerprints(splits.test_images))
+    assert not shared, f"{dataset.name}: {shared} image(s) are in both train and test"
+    again = resolve(dataset.load)(data_dir)
+    assert again.digest == splits.digest and torch.equal(again.test_images, splits.test_images) and torch.equal(
+        again.train_labels, splits.train_labels), f"{dataset.name}: load gives other content on a second call"
+
+
 def summary_shapes(name: str, resize: int | None = None, dataset: str = "fashion-mnist",
                    **options) -> list[tuple[str, tuple[int, ...]]]:
     """Each top-level block's name and output shape for one image, as ``convzoo summary`` prints them."""
@@ -122,3 +153,13 @@ def conformance_suite(name: str):
         check(get_architecture(name))
 
     return test_conformance
+
+
+def dataset_conformance_suite(name: str):
+    """A pytest test running ``check_dataset`` on dataset ``name``: ``test_dataset = dataset_conformance_suite("x")``."""
+    from convzoo.plugins import get_registry
+
+    def test_dataset() -> None:
+        check_dataset(get_registry().get_dataset(name))
+
+    return test_dataset
