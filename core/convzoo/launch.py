@@ -124,11 +124,11 @@ def as_one_of_many(world: World, run_note: Callable[[], str]):
         if lost and not failed:
             time.sleep(1)  # a rank writes its error before it exits, but it may still be on its way
             failed = world.peer_failures()
-        if not (failed or lost):
+        if not (failed or lost):  # this rank's own error: the others learn it from the store
             world.report_failure(error)
-        leave(together=False)
-        if not (failed or lost):
+            leave(together=False)
             raise
+        leave(together=False)
         if not world.is_main:
             raise SystemExit(1) from None
         if not failed:
