@@ -1,5 +1,6 @@
-"""Third-party plugins end to end: `convzoo new-plugin` output and the example ResNet plugin are built as wheels,
-pip-installed, pass their own tests, show up, train through `convzoo train` with ONNX parity, and uninstall cleanly."""
+"""Third-party plugins end to end: `convzoo new-plugin` output (an architecture, and a data set) and the example ResNet
+plugin are built as wheels, pip-installed, pass their own tests, show up, train through `convzoo train` with ONNX
+parity, and uninstall cleanly."""
 import json
 import os
 import shutil
@@ -23,21 +24,31 @@ def plugin_names():
     return {plugin["name"]: plugin for plugin in json.loads(convzoo("plugins", "--json").stdout)["plugins"]}
 
 
-def scaffolded(folder: Path) -> Path:
-    created = CliRunner().invoke(cli, ["new-plugin", "scaffolded", "--dir", str(folder)])
+def scaffolded(folder: Path, name: str = "scaffolded", kind: str = "architecture") -> Path:
+    created = CliRunner().invoke(cli, ["new-plugin", name, "--dir", str(folder), "--kind", kind])
     assert created.exit_code == 0, created.output
-    return folder / "convzoo-scaffolded"
+    return folder / f"convzoo-{name}"
+
+
+def scaffolded_dataset(folder: Path) -> Path:
+    return scaffolded(folder, "stripes", "dataset")
 
 
 def example_resnet(folder: Path) -> Path:
     return Path(shutil.copytree(ROOT / "examples" / "convzoo-resnet", folder / "convzoo-resnet"))
 
 
-@pytest.mark.parametrize("make, dist, arch, own_tests", [
-    (scaffolded, "convzoo-scaffolded", "scaffolded", 6),
-    (example_resnet, "convzoo-resnet", "resnet", 7),
+FASHION_MNIST_TEST_IMAGES, STRIPES_TEST_IMAGES = 10000, 500
+
+
+@pytest.mark.parametrize("make, dist, kind, name, listing, own_tests, train_args, test_images", [
+    (scaffolded, "convzoo-scaffolded", "architectures", "scaffolded", "archs", 6, ["scaffolded"],
+     FASHION_MNIST_TEST_IMAGES),
+    (example_resnet, "convzoo-resnet", "architectures", "resnet", "archs", 7, ["resnet"], FASHION_MNIST_TEST_IMAGES),
+    (scaffolded_dataset, "convzoo-stripes", "datasets", "stripes", "datasets", 1,
+     ["vgg", "--option", "ratio=8", "--dataset", "stripes"], STRIPES_TEST_IMAGES),
 ])
-def test_plugin_lifecycle(make, dist, arch, own_tests, tmp_path):
+def test_plugin_lifecycle(make, dist, kind, name, listing, own_tests, train_args, test_images, tmp_path):
     project = make(tmp_path)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
                     str(tmp_path / "dist"), str(project)], check=True)
@@ -51,14 +62,14 @@ def test_plugin_lifecycle(make, dist, arch, own_tests, tmp_path):
         assert tests.returncode == 0, tests.stdout[-2000:]
         assert f"{own_tests} passed" in tests.stdout
 
-        assert plugin_names()[dist]["architectures"] == [arch]
-        assert convzoo("archs", arch).stdout.splitlines()[1].split()[:3] == [arch, dist, "0.1.0"]
+        assert plugin_names()[dist][kind] == [name]
+        assert [name, dist, "0.1.0"] in [line.split()[:3] for line in convzoo(listing).stdout.splitlines()]
 
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-        trained = convzoo("train", arch, "--recipe", "quick", "--epochs", "1", "--resize", "32",
+        trained = convzoo("train", *train_args, "--recipe", "quick", "--epochs", "1", "--resize", "32",
                           "--limit-train-batches", "3", cwd=tmp_path, env=env)
         assert trained.returncode == 0, trained.stderr[-2000:]
-        assert "onnx parity passed on 10000 test images" in trained.stdout
+        assert f"onnx parity passed on {test_images} test images" in trained.stdout
 
         removed = convzoo("uninstall", dist)
         assert removed.returncode == 0, removed.stderr
@@ -73,3 +84,6 @@ def test_new_plugin_refuses_bad_names_and_existing_folders(tmp_path):
     (tmp_path / "convzoo-taken").mkdir()
     taken = CliRunner().invoke(cli, ["new-plugin", "taken", "--dir", str(tmp_path)])
     assert taken.exit_code == 1 and "already exists" in taken.output
+    kind = CliRunner().invoke(cli, ["new-plugin", "other", "--dir", str(tmp_path), "--kind", "optimizer"])
+    assert kind.exit_code == 2 and "'optimizer' is not one of 'architecture', 'dataset'" in kind.output
+    assert not (tmp_path / "convzoo-other").exists()

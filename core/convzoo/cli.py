@@ -16,6 +16,8 @@ from convzoo.cli_studies import compare, sweep
 from convzoo.cli_training import resume, train
 from convzoo.errors import ConvzooError
 from convzoo.plugins import get_registry
+from convzoo.scaffold import KINDS as PLUGIN_KINDS
+from convzoo.scaffold import new_plugin as write_plugin
 from convzoo.tables import format_table
 
 
@@ -212,13 +214,13 @@ def server(folder: str, **settings) -> None:
 @click.argument("name")
 @click.option("--dir", "directory", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Where to create the convzoo-NAME folder.")
-def new_plugin(name: str, directory: str) -> None:
-    """Write a ready plugin package convzoo-NAME: entry point, a network that trains, README and tests."""
+@click.option("--kind", type=click.Choice(list(PLUGIN_KINDS)), default="architecture", show_default=True,
+              help="What the plugin adds: a network or a data set.")
+def new_plugin(name: str, directory: str, kind: str) -> None:
+    """Write a ready plugin package convzoo-NAME: entry point, a network (or data set) that trains, README and tests."""
     from pathlib import Path
 
-    from convzoo.scaffold import new_plugin as write_plugin
-
-    root = write_plugin(name, Path(directory))
+    root = write_plugin(name, Path(directory), kind)
     click.echo(f"wrote {root}; next: convzoo install ./{root.name} (or pip install -e) and pytest {root}/tests")
 
 

@@ -1,4 +1,5 @@
-"""``convzoo new-plugin``: writes a ready-to-install plugin package with an architecture that trains as it is."""
+"""``convzoo new-plugin``: writes a ready-to-install plugin package with an architecture that trains as it is, or
+(``--kind dataset``) a data set that loads and trains as it is."""
 from __future__ import annotations
 
 import re
@@ -15,7 +16,7 @@ build-backend = "setuptools.build_meta"
 [project]
 name = "convzoo-$name"
 version = "0.1.0"
-description = "The $name architecture for convzoo"
+description = "The $name $kind for convzoo"
 readme = "README.md"
 requires-python = ">=3.10"
 dependencies = ["convzoo"]
@@ -27,7 +28,7 @@ $name = "$package"
 packages = ["$package"]
 ''')
 
-PLUGIN = Template('''\
+ARCHITECTURE_PLUGIN = Template('''\
 """convzoo plugin: $name. Importing this module must not import torch (the network lives in model.py)."""
 from convzoo import hookimpl
 
@@ -77,14 +78,14 @@ def build(in_channels: int, num_classes: int, *, input_size: int, width: int) ->
     return $cls(in_channels, num_classes, input_size, width)
 ''')
 
-TESTS = Template('''\
+ARCHITECTURE_TESTS = Template('''\
 """The conformance suite convzoo runs over every architecture, run on $name."""
 from convzoo.testing import conformance_suite
 
 test_conformance = conformance_suite("$name")
 ''')
 
-README = Template('''\
+ARCHITECTURE_README = Template('''\
 # convzoo-$name
 
 A convzoo plugin that adds the `$name` architecture.
@@ -100,11 +101,98 @@ Edit `$package/model.py` for the network and `$package/__init__.py` for its name
 recipes. See convzoo's docs/writing-plugins.md and docs/plugin-hooks.md.
 ''')
 
+DATASET_PLUGIN = Template('''\
+"""convzoo plugin: the $name data set. Importing this module must not import torch (loading lives in data.py)."""
+from convzoo import hookimpl
+
+from $package.data import CLASS_NAMES
+
+
+@hookimpl
+def register_datasets(register):
+    register(
+        name="$name",
+        load="$package.data:load",
+        description="$name: striped 28x28 images in four orientations (replace with your data)",
+        in_channels=1,
+        num_classes=len(CLASS_NAMES),
+        class_names=CLASS_NAMES,
+    )
+''')
+
+DATA = Template('''\
+"""The $name data set. Edit freely: convzoo only calls ``load``. Keep its return value: uint8 N x C x H x W images,
+int64 labels in [0, num_classes), and a digest that names the exact content."""
+import hashlib
+
+CLASS_NAMES = ("horizontal", "vertical", "diagonal", "antidiagonal")
+SIZE, PERIOD = 28, 7
+
+
+def striped_images(count: int, seed: int):
+    """``count`` grey images of stripes at a random phase, one orientation per label, with pixel noise."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(len(CLASS_NAMES), (count,), generator=generator)
+    rows, cols = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+    coordinates = torch.stack([rows, cols, rows + cols, rows - cols + SIZE])[labels]
+    phases = torch.randint(PERIOD, (count, 1, 1), generator=generator)
+    stripes = (coordinates + phases) % PERIOD < PERIOD // 2
+    noise = torch.randint(0, 56, (count, SIZE, SIZE), generator=generator)
+    return (stripes * 200 + noise).to(torch.uint8).unsqueeze(1), labels
+
+
+def load(data_dir=None):
+    """The train and test splits; ``data_dir`` is ``--data-dir`` when given (where your files would be)."""
+    from convzoo.data import ImageSplits
+
+    train_images, train_labels = striped_images(2000, seed=0)
+    test_images, test_labels = striped_images(500, seed=1)
+    tensors = (train_images, train_labels, test_images, test_labels)
+    digest = ImageSplits.digest_of(hashlib.md5(tensor.numpy().tobytes()).hexdigest() for tensor in tensors)
+    return ImageSplits("$name", *tensors, source="$package.data.striped_images", digest=digest)
+''')
+
+DATASET_TESTS = Template('''\
+"""The checks convzoo runs over every data set, run on $name."""
+from convzoo.testing import dataset_conformance_suite
+
+test_dataset = dataset_conformance_suite("$name")
+''')
+
+DATASET_README = Template('''\
+# convzoo-$name
+
+A convzoo plugin that adds the `$name` data set.
+
+```bash
+convzoo install ./convzoo-$name                      # or: pip install -e ./convzoo-$name
+convzoo datasets                                      # it is listed
+pytest convzoo-$name/tests                            # dtypes, shapes, labels, class names, disjoint, deterministic
+convzoo train vgg --option ratio=8 --dataset $name --resize 32
+                                                      # a tracked MLflow run on it, with a verified ONNX model
+```
+
+Edit `$package/data.py` for the images (``load`` returns a `convzoo.data.ImageSplits`) and
+`$package/__init__.py` for its name, channels and class names. See convzoo's docs/writing-plugins.md,
+"A dataset plugin".
+''')
+
+# What each kind of plugin is made of: the module registering it, the module doing the work, its test, its README.
+KINDS = {
+    "architecture": (ARCHITECTURE_PLUGIN, ("model.py", MODEL), ARCHITECTURE_TESTS, ARCHITECTURE_README),
+    "dataset": (DATASET_PLUGIN, ("data.py", DATA), DATASET_TESTS, DATASET_README),
+}
+
 NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 
 
-def new_plugin(name: str, directory: Path) -> Path:
-    """Write ``convzoo-NAME`` under ``directory`` and return its folder; an existing folder is never touched."""
+def new_plugin(name: str, directory: Path, kind: str = "architecture") -> Path:
+    """Write ``convzoo-NAME`` (a plugin of ``kind``, one of ``KINDS``) under ``directory`` and return its folder;
+    an existing folder is never touched."""
+    if kind not in KINDS:
+        raise ConvzooError(f"plugin kind {kind!r} is not known; use one of: {', '.join(KINDS)}")
     if not NAME.match(name):
         raise ConvzooError(f"plugin name {name!r} is not allowed: use lowercase letters and digits, "
                            f"separated by '-' or '_', starting with a letter (e.g. mynet)")
@@ -112,11 +200,12 @@ def new_plugin(name: str, directory: Path) -> Path:
     if root.exists():
         raise ConvzooError(f"{root} already exists; choose another name or --dir")
     package = "convzoo_" + name.replace("-", "_")
-    values = {"name": name, "package": package,
+    values = {"name": name, "package": package, "kind": kind,
               "cls": "".join(part.capitalize() for part in re.split(r"[-_]", name)) + "Net"}
+    plugin, (module, code), tests, readme = KINDS[kind]
     files = {
-        "pyproject.toml": PYPROJECT, "README.md": README, f"{package}/__init__.py": PLUGIN,
-        f"{package}/model.py": MODEL, f"tests/test_{package}.py": TESTS,
+        "pyproject.toml": PYPROJECT, "README.md": readme, f"{package}/__init__.py": plugin,
+        f"{package}/{module}": code, f"tests/test_{package}.py": tests,
     }
     for relative, template in files.items():
         path = root / relative
