@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
@@ -28,15 +29,20 @@ $name = "$package"
 packages = ["$package"]
 ''')
 
-ARCHITECTURE_PLUGIN = Template('''\
-"""convzoo plugin: $name. Importing this module must not import torch (the network lives in model.py)."""
+# The module an entry point names: a hook calling ``register`` with what the kind registers (``fields``).
+PLUGIN = Template('''\
+"""convzoo plugin: $what. Importing this module must not import torch (the $work lives in $module)."""
 from convzoo import hookimpl
-
+$imports
 
 @hookimpl
-def register_architectures(register):
+def $hook(register):
     register(
         name="$name",
+$fields    )
+''')
+
+ARCHITECTURE_FIELDS = '''\
         build="$package.model:build",
         description="$name: two convolution blocks and a small classifier (replace with your network)",
         input_size=28,
@@ -46,8 +52,7 @@ def register_architectures(register):
             "seed": {"epochs": 5, "batch_size": 64, "lr": 0.001},
             "quick": {"epochs": 1, "batch_size": 64, "lr": 0.001},
         },
-    )
-''')
+'''
 
 MODEL = Template('''\
 """The $name network. Edit freely: convzoo only calls ``build``."""
@@ -101,24 +106,13 @@ Edit `$package/model.py` for the network and `$package/__init__.py` for its name
 recipes. See convzoo's docs/writing-plugins.md and docs/plugin-hooks.md.
 ''')
 
-DATASET_PLUGIN = Template('''\
-"""convzoo plugin: the $name data set. Importing this module must not import torch (loading lives in data.py)."""
-from convzoo import hookimpl
-
-from $package.data import CLASS_NAMES
-
-
-@hookimpl
-def register_datasets(register):
-    register(
-        name="$name",
+DATASET_FIELDS = '''\
         load="$package.data:load",
         description="$name: striped 28x28 images in four orientations (replace with your data)",
         in_channels=1,
         num_classes=len(CLASS_NAMES),
         class_names=CLASS_NAMES,
-    )
-''')
+'''
 
 DATA = Template('''\
 """The $name data set. Edit freely: convzoo only calls ``load``. Keep its return value: uint8 N x C x H x W images,
@@ -179,10 +173,30 @@ Edit `$package/data.py` for the images (``load`` returns a `convzoo.data.ImageSp
 "A dataset plugin".
 ''')
 
-# What each kind of plugin is made of: the module registering it, the module doing the work, its test, its README.
+@dataclass(frozen=True)
+class Kind:
+    """What one kind of plugin is made of: its hook and what it registers, the module doing the work, test, README."""
+
+    what: str
+    hook: str
+    fields: str
+    module: str
+    code: Template
+    tests: Template
+    readme: Template
+    imports: str = ""
+
+    def plugin(self) -> Template:
+        """The entry-point module, still to be filled with the plugin's name and package."""
+        return Template(PLUGIN.substitute(what=self.what, work=self.module.removesuffix(".py"), module=self.module,
+                                          imports=self.imports, hook=self.hook, fields=self.fields, name="$name"))
+
+
 KINDS = {
-    "architecture": (ARCHITECTURE_PLUGIN, ("model.py", MODEL), ARCHITECTURE_TESTS, ARCHITECTURE_README),
-    "dataset": (DATASET_PLUGIN, ("data.py", DATA), DATASET_TESTS, DATASET_README),
+    "architecture": Kind("$name", "register_architectures", ARCHITECTURE_FIELDS, "model.py", MODEL,
+                         ARCHITECTURE_TESTS, ARCHITECTURE_README),
+    "dataset": Kind("the $name data set", "register_datasets", DATASET_FIELDS, "data.py", DATA, DATASET_TESTS,
+                    DATASET_README, imports="\nfrom $package.data import CLASS_NAMES\n"),
 }
 
 NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
@@ -202,10 +216,10 @@ def new_plugin(name: str, directory: Path, kind: str = "architecture") -> Path:
     package = "convzoo_" + name.replace("-", "_")
     values = {"name": name, "package": package, "kind": kind,
               "cls": "".join(part.capitalize() for part in re.split(r"[-_]", name)) + "Net"}
-    plugin, (module, code), tests, readme = KINDS[kind]
+    chosen = KINDS[kind]
     files = {
-        "pyproject.toml": PYPROJECT, "README.md": readme, f"{package}/__init__.py": plugin,
-        f"{package}/{module}": code, f"tests/test_{package}.py": tests,
+        "pyproject.toml": PYPROJECT, "README.md": chosen.readme, f"{package}/__init__.py": chosen.plugin(),
+        f"{package}/{chosen.module}": chosen.code, f"tests/test_{package}.py": chosen.tests,
     }
     for relative, template in files.items():
         path = root / relative
