@@ -25,6 +25,7 @@ from convzoo.plugins import get_registry
 from convzoo.registry import resolve
 from convzoo.run import build_model, make_loaders, prepare_device
 from convzoo.trainer import Trainer
+from convzoo.vocabulary import CHECKPOINTS_DIR
 
 RECIPES = ("seed", "quick")
 
@@ -61,10 +62,10 @@ def measure(arch: str, recipe: str, splits, args: argparse.Namespace, folder: Pa
         checkpoint.save({"format": checkpoint.FORMAT, "trainer": trainer.state_dict()}, path)
         writes.append(time.perf_counter() - start)
         start = time.perf_counter()
-        client.log_artifact(run.info.run_id, str(path), checkpoint.ARTIFACT_DIR)
+        client.log_artifact(run.info.run_id, str(path), CHECKPOINTS_DIR)
         copies.append(time.perf_counter() - start)
     write = statistics.median(writes)
-    return {"arch": arch, "recipe": recipe, "input_size": config.resize, "batch_size": config.hyper.batch_size,
+    return {"arch": arch, "recipe": recipe, "input_size": config.hyper.resize, "batch_size": config.hyper.batch_size,
             "precision": precision, "step_ms": step * 1000, "checkpoint_mb": path.stat().st_size / 2**20,
             "write_ms": write * 1000, "upload_ms": statistics.median(copies) * 1000,
             "overhead_pct": 100 * write / (args.every * step), "every": args.every}

@@ -38,8 +38,8 @@ def quick_setup(name: str) -> tuple[int, int, int]:
 
     config, arch, data = resolve_config(get_registry(), name, recipe="quick")
     with torch.device("meta"):
-        model = arch.create(data.in_channels, data.num_classes, input_size=config.resize, **config.options)
-    return config.resize, config.hyper.batch_size, count_params(model)
+        model = arch.create(data.in_channels, data.num_classes, input_size=config.hyper.resize, **config.hyper.options)
+    return config.hyper.resize, config.hyper.batch_size, count_params(model)
 
 
 def examples_per_sec(name: str, nproc: int, batches: int, folder: Path) -> float:
@@ -101,13 +101,13 @@ def all_reduce_worker(names: list[str], steps: int, out: str) -> None:
     for name in names:
         config, arch, data = resolve_config(get_registry(), name, recipe="quick")
         torch.manual_seed(0)
-        model = arch.create(data.in_channels, data.num_classes, input_size=config.resize, **config.options)
+        model = arch.create(data.in_channels, data.num_classes, input_size=config.hyper.resize, **config.hyper.options)
         model = model.to(memory_format=torch.channels_last)
         parallel = torch.nn.parallel.DistributedDataParallel(model)
         optimizer = make_optimizer(model, config.hyper)
         precision = resolve_precision("auto", torch.device("cpu"))
         batch = config.hyper.batch_size // dist.get_world_size()
-        images = torch.rand(batch, data.in_channels, config.resize, config.resize)
+        images = torch.rand(batch, data.in_channels, config.hyper.resize, config.hyper.resize)
         images = images.contiguous(memory_format=torch.channels_last)
         labels = torch.randint(0, data.num_classes, (batch,))
 

@@ -109,7 +109,7 @@ def baseline_steps(config: TrainConfig, arch: Architecture, dataset: Dataset, ro
     from torch.utils.data import DataLoader
     from torchvision import transforms
 
-    transform = transforms.Compose([transforms.Resize(config.resize), transforms.ToTensor()])
+    transform = transforms.Compose([transforms.Resize(config.hyper.resize), transforms.ToTensor()])
     mnist_train = torchvision.datasets.FashionMNIST(str(root), train=True, transform=transform, download=False)
     loader = DataLoader(mnist_train, batch_size=config.hyper.batch_size, shuffle=True, num_workers=2)
     net = build_model(dataclasses.replace(config, channels_last=False), arch, dataset, device)
@@ -247,7 +247,7 @@ def summarise(arch: str, rounds: list[dict[str, float]], warmups: dict[str, floa
               args: argparse.Namespace) -> dict:
     """One row: each loop's median examples/sec and block range, and the medians of each round's ratios."""
     config, architecture, _ = seed_run(arch, args)
-    row = {"arch": arch, "input_size": config.resize, "batch_size": config.hyper.batch_size,
+    row = {"arch": arch, "input_size": config.hyper.resize, "batch_size": config.hyper.batch_size,
            "precision": convzoo["precision"], "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
            "convzoo_fixed_seconds": convzoo["fixed_seconds"], "rounds": rounds}
     for loop in rounds[0]:

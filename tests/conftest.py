@@ -191,7 +191,8 @@ def build_wheel(root: Path, dist_name: str, module: str, source: str) -> Path:
     (project / module).mkdir(parents=True)
     (project / module / "__init__.py").write_text(source)
     (project / "README.md").write_text(f"# {dist_name}\n")
-    (project / "pyproject.toml").write_text(PYPROJECT.substitute(name=dist_name.removeprefix("convzoo-"), package=module))
+    name = dist_name.removeprefix("convzoo-")
+    (project / "pyproject.toml").write_text(PYPROJECT.substitute(name=name, package=module, kind="plugin"))
     out = root / "wheels"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(out), str(project)],
@@ -318,7 +319,7 @@ def trained_vgg(session_store):
         config, arch, dataset = resolve_config(get_registry(), "vgg", overrides={"epochs": 1, "resize": 64},
                                                limit_train_batches=300)
         result = train(config, arch, dataset, echo=lambda line: None)
-        return types.SimpleNamespace(run_id=result.run_id, model=result.model, size=config.resize)
+        return types.SimpleNamespace(run_id=result.run_id, model=result.model, size=config.hyper.resize)
 
 
 @pytest.fixture

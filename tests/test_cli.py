@@ -103,3 +103,17 @@ def test_every_recipe_field_is_a_training_option_and_the_choices_come_from_one_p
         if field.name != "options":
             assert f"--{field.name.replace('_', '-')}" in shown and field.metadata["help"].split("(")[0] in shown
     assert f"{', '.join(DEVICES)}." in shown and ", ".join(PRECISIONS) in shown
+
+
+@pytest.mark.parametrize("command", [["export"], ["predict"]])
+def test_export_and_predict_of_a_run_convzoo_did_not_train_are_one_line_errors(command, tracking_store):
+    import mlflow
+
+    with mlflow.start_run() as run:
+        mlflow.set_tag("parity", "passed")  # even a run that claims a verified model needs convzoo's params
+    images = ["x.png"] if command == ["predict"] else []
+    result = CliRunner().invoke(cli, [*command, "--run-id", run.info.run_id, *images])
+    assert result.exit_code == 1
+    assert result.output == (f"Error: run {run.info.run_id} was not made by convzoo train "
+                             f"(it has no resize/dataset params)\n")
+    assert mlflow.get_run(run.info.run_id).info.status == "FINISHED"

@@ -49,7 +49,7 @@ def test_every_architecture_exports_with_parity_on_the_whole_test_set(name, shor
     assert any(line.startswith("onnx parity passed on 10000 test images") for line in lines)
 
     pyfunc = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/onnx-model", dst_path=str(tmp_path))
-    images = model_input(splits.test_images[:8], config.resize).contiguous()
+    images = model_input(splits.test_images[:8], config.hyper.resize).contiguous()
     onnx_classes = np.asarray(pyfunc.predict(images.numpy())["logits"]).argmax(1)
     with torch.no_grad():
         torch_classes = result.model.cpu().float().eval()(images).argmax(1).numpy()

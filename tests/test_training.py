@@ -7,8 +7,9 @@ from click.testing import CliRunner
 
 from convzoo import hookimpl, list_architectures
 from convzoo.cli import cli
-from convzoo.config import resolve_config
+from convzoo.config import TrainConfig, resolve_config
 from convzoo.data import ImageSplits
+from convzoo.errors import ConvzooError
 from convzoo.fashion_mnist import FILES, load
 from convzoo.pipeline import resize
 from convzoo.plugins import get_registry
@@ -39,7 +40,7 @@ def test_short_training_run_is_fully_tracked(name, short_run, sample_images, tmp
     assert any(key.startswith("system/") for key in run.data.metrics)
     params = run.data.params
     assert (params["arch"], params["recipe"], params["recipe_resolved"]) == (name, "auto", "quick")
-    assert (params["epochs"], params["batch_size"], params["resize"]) == ("2", "8", str(config.resize))
+    assert (params["epochs"], params["batch_size"], params["resize"]) == ("2", "8", str(config.hyper.resize))
     assert lines[0].startswith("recipe auto -> quick (no GPU")
     assert [line.split(",")[0] for line in lines[1:3]] == ["epoch 1", "epoch 2"]
     tags = run.data.tags
@@ -60,7 +61,7 @@ def test_short_training_run_is_fully_tracked(name, short_run, sample_images, tmp
     assert mlflow.artifacts.load_dict(f"runs:/{result.run_id}/config.json")["arch"] == name
 
     loaded = mlflow.pytorch.load_model(f"runs:/{result.run_id}/model", dst_path=str(tmp_path))
-    images = resize(sample_images, config.resize)
+    images = resize(sample_images, config.hyper.resize)
     trained = result.model.cpu().float().to(memory_format=torch.contiguous_format).eval()
     with torch.no_grad():
         torch.testing.assert_close(loaded(images), trained(images), rtol=1e-4, atol=1e-5)
@@ -206,6 +207,33 @@ def test_overrides_apply_on_top_of_the_recipe(tracking_store):
     params = run.data.params
     assert (params["lr"], params["option.ratio"], params["epochs"]) == ("0.0005", "16", "1")
     assert (params["resize"], params["batch_size"], params["optimizer"]) == ("112", "64", "adam")
+
+
+def test_the_resolved_recipe_holds_the_input_size_and_options_and_older_checkpoint_configs_still_load():
+    config, arch, _ = resolve_config(get_registry(), "vgg", recipe="quick", overrides={"lr": 0.0005},
+                                     options={"ratio": 16})
+    assert (config.hyper.resize, config.hyper.options, config.hyper.lr) == (112, {"ratio": 16}, 0.0005)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    older = config.to_dict()  # what checkpoints kept before: the resolved values beside an unresolved recipe
+    older["hyper"] = {**older["hyper"], "resize": None, "options": {}}
+    older.update(resize=112, options={"ratio": 16})
+    assert TrainConfig.from_dict(older) == config
+
+
+@pytest.mark.parametrize("requested, message", [
+    ({"options": {"ratio": 8}}, "cannot change option ratio on resume (the run has 16, got 8)"),
+    ({"resize": 64}, "cannot change resize on resume (the run has 112, got 64)"),
+    ({"epochs": 0}, "epochs can only be raised on resume (the run has 3, got 0)"),
+])
+def test_resume_refuses_what_would_train_another_network(requested, message):
+    from convzoo.resume import resumed_config
+
+    config, arch, _ = resolve_config(get_registry(), "vgg", recipe="quick", options={"ratio": 16})
+    with pytest.raises(ConvzooError) as refused:
+        resumed_config(config, arch, requested)
+    assert str(refused.value).startswith(message)
+    longer = resumed_config(config, arch, {"epochs": 5, "options": {"ratio": 16}, "resize": 112})
+    assert (longer.hyper.epochs, longer.hyper.resize, longer.hyper.options) == (5, 112, {"ratio": 16})
 
 
 @pytest.mark.slow

@@ -13,7 +13,6 @@ from convzoo.trainer import StopRequested, Trainer
 
 FORMAT = 1
 FILE_NAME = "last.pt"
-ARTIFACT_DIR = "checkpoints"
 
 
 def default_folder() -> Path:

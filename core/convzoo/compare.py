@@ -12,6 +12,8 @@ import mlflow
 from convzoo import tracking
 from convzoo.errors import ConvzooError
 from convzoo.tables import format_table
+from convzoo.vocabulary import (ARCH_TAG, COMPARE_FAILED_TAG, COMPARE_FAILURE_TAG, COMPARE_TAG, COMPARISON_DIR,
+                                NUM_PARAMS_TAG, PARENT_RUN_TAG, PARITY_TAG, PLUGIN_TAG, PLUGIN_VERSION_TAG, STUDY_TAG)
 
 COLUMNS = ["architecture", "plugin", "params", "input_size", "epochs", "train_acc", "test_acc", "examples_per_sec",
            "wall_time_s", "onnx_parity"]
@@ -20,20 +22,20 @@ COLUMNS = ["architecture", "plugin", "params", "input_size", "epochs", "train_ac
 def finished_children(parent_id: str) -> dict[str, Any]:
     """The parent's children that finished, by architecture (what a re-run does not train again)."""
     children = mlflow.search_runs(search_all_experiments=True, output_format="list",
-                                  filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
-    return {run.data.tags["convzoo.arch"]: run for run in children
-            if run.info.status == "FINISHED" and "convzoo.arch" in run.data.tags}
+                                  filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_id}'")
+    return {run.data.tags[ARCH_TAG]: run for run in children
+            if run.info.status == "FINISHED" and ARCH_TAG in run.data.tags}
 
 
 def summarize_child(run) -> dict[str, Any]:
     metrics, tags = run.data.metrics, run.data.tags
     return {
-        "architecture": tags["convzoo.arch"], "plugin": f"{tags['convzoo.plugin']} {tags['convzoo.plugin_version']}",
-        "params": int(tags["convzoo.num_params"]), "input_size": int(run.data.params["resize"]),
+        "architecture": tags[ARCH_TAG], "plugin": f"{tags[PLUGIN_TAG]} {tags[PLUGIN_VERSION_TAG]}",
+        "params": int(tags[NUM_PARAMS_TAG]), "input_size": int(run.data.params["resize"]),
         "epochs": int(run.data.params["epochs"]), "train_acc": round(metrics["train_acc"], 4),
         "test_acc": round(metrics["test_acc"], 4), "examples_per_sec": round(metrics["examples_per_sec"], 1),
         "wall_time_s": round((run.info.end_time - run.info.start_time) / 1000, 1),
-        "onnx_parity": tags.get("parity", "not run"),
+        "onnx_parity": tags.get(PARITY_TAG, "not run"),
     }
 
 
@@ -90,7 +92,7 @@ def compare_in_study(arch_names: list[str], storage: Any, storage_url: str, stud
         storage, study_name, {"kind": "compare", "archs": arch_names, **settings}, "maximize",
         optuna.samplers.RandomSampler(), optuna.pruners.NopPruner(), queued=[{"arch": name} for name in arch_names],
         create_parent=lambda: trial_runs.create_parent_run(
-            experiment_id, f"compare {study_name}", {"convzoo.compare": "parent", studies.STUDY_TAG: study_name},
+            experiment_id, f"compare {study_name}", {COMPARE_TAG: "parent", STUDY_TAG: study_name},
             {"archs": ",".join(arch_names), "study": study_name, "storage": redact(storage_url),
              **{key: value for key, value in settings.items() if value is not None}}))
     parent_id = joined.parent_run_id
@@ -106,7 +108,7 @@ def compare_in_study(arch_names: list[str], storage: Any, storage_url: str, stud
                 return value
         echo(f"== {name}")
         with trial_runs.trial_run(trial, experiment_id,
-                               RunPlacement(None, parent_id, {studies.STUDY_TAG: study_name})) as placement:
+                               RunPlacement(None, parent_id, {STUDY_TAG: study_name})) as placement:
             result = train_one(name, [report], placement)
         return result.history[-1].test_acc
 
@@ -127,9 +129,9 @@ def compare_in_study(arch_names: list[str], storage: Any, storage_url: str, stud
 def _log_comparison(rows: list[dict[str, Any]], failures: Mapping[str, str], parent_id: str) -> None:
     from convzoo import figures
 
-    mlflow.set_tags({"convzoo.compare": "parent", "convzoo.compare.failed": ",".join(failures) or "none",
-                     **{f"convzoo.compare.failure.{name}": reason[:5000] for name, reason in failures.items()}})
-    mlflow.log_dict({"failed": dict(failures)}, "comparison/failures.json")
+    mlflow.set_tags({COMPARE_TAG: "parent", COMPARE_FAILED_TAG: ",".join(failures) or "none",
+                     **{COMPARE_FAILURE_TAG.format(name): reason[:5000] for name, reason in failures.items()}})
+    mlflow.log_dict({"failed": dict(failures)}, f"{COMPARISON_DIR}/failures.json")
     with tempfile.TemporaryDirectory() as folder:
         table = io.StringIO()
         writer = csv.DictWriter(table, fieldnames=COLUMNS)
@@ -139,11 +141,11 @@ def _log_comparison(rows: list[dict[str, Any]], failures: Mapping[str, str], par
         lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
         lines += ["| " + " | ".join(str(row[c]) for c in COLUMNS) + " |" for row in rows]
         (Path(folder) / "comparison.md").write_text("\n".join(lines) + "\n")
-        mlflow.log_artifacts(folder, "comparison")
+        mlflow.log_artifacts(folder, COMPARISON_DIR)
     client = mlflow.MlflowClient()
     children = finished_children(parent_id)
     curves = {row["architecture"]: [m.value for m in sorted(
         client.get_metric_history(children[row["architecture"]].info.run_id, "test_acc"), key=lambda m: m.step)]
         for row in rows}
-    tracking.log_figure(figures.plot_test_accuracy_curves(curves), "comparison/test_acc_per_epoch.png")
-    tracking.log_figure(figures.plot_accuracy_vs_speed(rows), "comparison/accuracy_vs_speed.png")
+    tracking.log_figure(figures.plot_test_accuracy_curves(curves), f"{COMPARISON_DIR}/test_acc_per_epoch.png")
+    tracking.log_figure(figures.plot_accuracy_vs_speed(rows), f"{COMPARISON_DIR}/accuracy_vs_speed.png")

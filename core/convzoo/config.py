@@ -21,15 +21,14 @@ DEFAULT_CHECKPOINT_EVERY = 200
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides what a run does; ``to_params`` is what MLflow records."""
+    """Everything that decides what a run does; ``to_params`` is what MLflow records. ``hyper`` is the recipe as
+    resolved: its ``resize`` and ``options`` are the values the run uses, never None or partial."""
 
     arch: str
     dataset: str
     recipe: str
     recipe_resolved: str
     hyper: Recipe
-    resize: int
-    options: Mapping[str, Any]
     device: str = "auto"
     precision: str = "auto"
     channels_last: bool = True
@@ -48,19 +47,22 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
-        return cls(**{**values, "hyper": Recipe(**values["hyper"])})
+        values = dict(values)
+        # older checkpoints keep the resolved resize and options beside the recipe, not in it
+        hyper = {**values.pop("hyper"), **{name: values.pop(name) for name in ("resize", "options") if name in values}}
+        return cls(**values, hyper=Recipe(**hyper))
 
     def to_params(self) -> dict[str, Any]:
         """Flat, string-friendly hyperparameters (architecture options as ``option.NAME``)."""
-        hyper = {k: v for k, v in dataclasses.asdict(self.hyper).items() if k not in ("options", "resize")}
+        hyper = {k: v for k, v in dataclasses.asdict(self.hyper).items() if k != "options"}
         params = {
             "arch": self.arch, "dataset": self.dataset, "recipe": self.recipe, "recipe_resolved": self.recipe_resolved,
-            **hyper, "resize": self.resize, "device": self.device, "precision": self.precision,
+            **hyper, "device": self.device, "precision": self.precision,
             "channels_last": self.channels_last, "seed": self.seed,
             "limit_train_batches": self.limit_train_batches, "limit_eval_batches": self.limit_eval_batches,
             "export": self.export,
         }
-        params.update({f"option.{k}": v for k, v in self.options.items()})
+        params.update({f"option.{k}": v for k, v in self.hyper.options.items()})
         return params
 
 
@@ -94,14 +96,14 @@ def resolve_config(
     chosen = choose_recipe(arch, recipe, on_gpu)
     base = arch.recipes[chosen]
     hyper = dataclasses.replace(base, **{k: v for k, v in (overrides or {}).items() if v is not None})
-    resolved_options = arch.resolve_options({**base.options, **(options or {})})
-    resize = hyper.resize or arch.input_size
-    arch.check_input_size(resize)
+    hyper = dataclasses.replace(hyper, resize=hyper.resize or arch.input_size,
+                                options=arch.resolve_options({**base.options, **(options or {})}))
+    arch.check_input_size(hyper.resize)
     zero_means = {"limit_train_batches": "all batches", "limit_eval_batches": "all batches",
                   "checkpoint_every": "no mid-epoch checkpoints"}
     for name, meaning in zero_means.items():
         if settings.get(name, 0) < 0:
             raise ConvzooError(f"{name} must be 0 ({meaning}) or positive, got {settings[name]!r}")
     config = TrainConfig(arch=arch.name, dataset=data.name, recipe=recipe, recipe_resolved=chosen, hyper=hyper,
-                         resize=resize, options=resolved_options, **settings)
+                         **settings)
     return config, arch, data

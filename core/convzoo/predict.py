@@ -38,16 +38,16 @@ def load_run_model(run_id: str):
     import onnxruntime
 
     from convzoo.artifacts import load_logged_model
-    from convzoo.plugins import get_registry
-    from convzoo.publish import ONNX_MODEL
-    from convzoo.runs import get_run
+    from convzoo.vocabulary import ONNX_MODEL, PARITY_TAG, TrainedRun, get_run
 
     run = get_run(run_id)
-    if run.data.tags.get("parity") != "passed":
-        raise ConvzooError(f"run {run_id} has no verified ONNX model (parity: {run.data.tags.get('parity', 'not run')})")
-    model = load_logged_model(mlflow.onnx.load_model, f"runs:/{run_id}/{ONNX_MODEL}")
+    parity = run.data.tags.get(PARITY_TAG, "not run")
+    if parity != "passed":
+        raise ConvzooError(f"run {run_id} has no verified ONNX model (parity: {parity})")
+    trained = TrainedRun.of(run)
+    model = load_logged_model(mlflow.onnx.load_model, trained.model_uri(ONNX_MODEL))
     session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session, int(run.data.params["resize"]), get_registry().get_dataset(run.data.params["dataset"])
+    return session, trained.input_size, trained.dataset
 
 
 def predict(run_id: str, paths: list[str], top: int = 3) -> list[Prediction]:

@@ -14,9 +14,7 @@ from convzoo.data import ImageSplits
 from convzoo.export import ParityError, check_parity, export_onnx, measure_speed, onnx_runner, session, torch_runner
 from convzoo.pipeline import model_input
 from convzoo.registry import Dataset
-
-ONNX_MODEL = "onnx-model"
-INT8_MODEL = "onnx-int8-model"
+from convzoo.vocabulary import INT8_MODEL, ONNX_MODEL, PARITY_TAG, PYTORCH_MODEL
 
 
 def publish_onnx(model: nn.Module, splits: ImageSplits, dataset: Dataset, input_size: int, *,
@@ -35,7 +33,7 @@ def verify_and_log(model: nn.Module, path: Path, splits: ImageSplits, dataset: D
     """Check ``path`` against ``model`` on every test image; log the ONNX model only if it passes."""
     report = check_parity(model, path, splits.test_images, splits.test_labels, input_size)
     mlflow.log_metrics(report.metrics())
-    mlflow.set_tag("parity", "passed" if report.passed else "failed")
+    mlflow.set_tag(PARITY_TAG, "passed" if report.passed else "failed")
     if not report.passed:
         raise ParityError(f"ONNX parity check failed: {report.reason()}; the ONNX model was not logged")
     echo(f"onnx parity passed on {report.images} test images: max abs diff {report.max_abs_diff:.2e}, "
@@ -81,21 +79,15 @@ def export_run(run_id: str, *, quantize: str | None = None, register_as: str | N
     import mlflow.pytorch
 
     from convzoo.artifacts import load_logged_model
-    from convzoo.errors import ConvzooError
-    from convzoo.plugins import get_registry
     from convzoo.registry import resolve
-    from convzoo.runs import get_run
+    from convzoo.vocabulary import trained_run
 
-    run = get_run(run_id)
-    params = run.data.params
-    if "resize" not in params or "dataset" not in params:
-        raise ConvzooError(f"run {run_id} was not made by convzoo train (it has no resize/dataset params)")
-    dataset = get_registry().get_dataset(params["dataset"])
-    model = load_logged_model(mlflow.pytorch.load_model, f"runs:/{run_id}/model")
-    splits = resolve(dataset.load)(data_dir)
+    trained = trained_run(run_id)
+    model = load_logged_model(mlflow.pytorch.load_model, trained.model_uri(PYTORCH_MODEL))
+    splits = resolve(trained.dataset.load)(data_dir)
     mlflow.start_run(run_id=run_id)
     try:
-        publish_onnx(model, splits, dataset, int(params["resize"]), register_as=register_as, quantize=quantize,
+        publish_onnx(model, splits, trained.dataset, trained.input_size, register_as=register_as, quantize=quantize,
                      echo=echo)
     finally:
-        mlflow.end_run(run.info.status)
+        mlflow.end_run(trained.run.info.status)

@@ -16,8 +16,9 @@ from convzoo.config import TrainConfig
 from convzoo.errors import ConvzooError
 from convzoo.registry import Architecture, Dataset, Registry
 from convzoo.run import Resume
-from convzoo.runs import get_run, heartbeat_age, stale_after_seconds
+from convzoo.runs import heartbeat_age, stale_after_seconds
 from convzoo.store import environment_defaults
+from convzoo.vocabulary import CHECKPOINTS_DIR, get_run, run_uri
 
 # settings a resumed run may change: they do not change what is trained (``epochs`` only upwards)
 CHANGEABLE = ("epochs", "data_dir", "export", "register_as", "checkpoint_every", "checkpoint_dir")
@@ -32,7 +33,7 @@ def load_checkpoint(run_id: str, folder: Path) -> tuple[dict[str, Any], str]:
     local = folder / run_id / checkpoint.FILE_NAME
     if local.exists():
         return checkpoint.load(local), str(local)
-    artifact = f"{checkpoint.ARTIFACT_DIR}/{checkpoint.FILE_NAME}"
+    artifact = f"{CHECKPOINTS_DIR}/{checkpoint.FILE_NAME}"
     with tempfile.TemporaryDirectory(prefix="convzoo-resume-") as download:
         try:
             with environment_defaults(QUIET):
@@ -40,7 +41,7 @@ def load_checkpoint(run_id: str, folder: Path) -> tuple[dict[str, Any], str]:
         except (MlflowException, OSError):
             raise NoCheckpoint(f"run {run_id} has no checkpoint: none in {local} and none logged into the run "
                                f"(it stopped before its first checkpoint, or was not made by convzoo train)") from None
-        return checkpoint.load(Path(path)), f"runs:/{run_id}/{artifact}"
+        return checkpoint.load(Path(path)), run_uri(run_id, artifact)
 
 
 def trainer_is_gone(state: dict[str, Any]) -> bool:
@@ -51,7 +52,7 @@ def trainer_is_gone(state: dict[str, Any]) -> bool:
 
 
 def _saved_value(saved: TrainConfig, name: str) -> Any:
-    if name in {field.name for field in dataclasses.fields(saved.hyper)} and name != "resize":
+    if name in {field.name for field in dataclasses.fields(saved.hyper)}:
         return getattr(saved.hyper, name)
     return getattr(saved, name)
 
@@ -61,9 +62,10 @@ def resumed_config(saved: TrainConfig, arch: Architecture, requested: Mapping[st
     for name, value in requested.items():
         if name == "options":
             for key, given in arch.resolve_options(value).items():
-                if key in value and given != saved.options.get(key):
-                    raise ConvzooError(f"cannot change option {key} on resume (the run has {saved.options.get(key)!r}, "
-                                       f"got {given!r}); only {', '.join(CHANGEABLE)} may change")
+                had = saved.hyper.options.get(key)
+                if key in value and given != had:
+                    raise ConvzooError(f"cannot change option {key} on resume (the run has {had!r}, got {given!r}); "
+                                       f"only {', '.join(CHANGEABLE)} may change")
         elif name == "epochs" and value < saved.hyper.epochs:
             raise ConvzooError(f"epochs can only be raised on resume (the run has {saved.hyper.epochs}, got {value})")
         elif name not in CHANGEABLE and value != _saved_value(saved, name):

@@ -27,10 +27,10 @@ from convzoo.outbox import Outbox, server_wait_seconds
 from convzoo.pipeline import BatchLoader, model_input
 from convzoo.plugins import get_plugin_manager
 from convzoo.registry import Architecture, Dataset, resolve
-from convzoo.runs import EPOCHS_TAG
 from convzoo.store import check_tracking_store
 from convzoo.summary import count_params
 from convzoo.trainer import EpochMetrics, StopTraining, Trainer
+from convzoo.vocabulary import CHECKPOINTS_DIR, EPOCHS_TAG, PLUGIN_ERRORS_TAG
 
 
 @dataclass
@@ -69,14 +69,14 @@ def describe_world(world: World, batch_size: int, device: torch.device) -> str:
 def build_model(config: TrainConfig, arch: Architecture, dataset: Dataset, device: torch.device) -> torch.nn.Module:
     """The run's network, seeded, on ``device`` in the run's memory format."""
     torch.manual_seed(config.seed)
-    model = arch.create(dataset.in_channels, dataset.num_classes, input_size=config.resize, **config.options)
+    model = arch.create(dataset.in_channels, dataset.num_classes, input_size=config.hyper.resize, **config.hyper.options)
     return model.to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
 
 
 def make_loaders(config: TrainConfig, splits: ImageSplits, device: torch.device,
                  world: World = SINGLE) -> tuple[BatchLoader, BatchLoader]:
     """The run's training and test batches (this rank's rows of them)."""
-    loader = functools.partial(BatchLoader, batch_size=config.hyper.batch_size, size=config.resize, device=device,
+    loader = functools.partial(BatchLoader, batch_size=config.hyper.batch_size, size=config.hyper.resize, device=device,
                                seed=config.seed, channels_last=config.channels_last, world=world)
     train = loader(splits.train_images, splits.train_labels, shuffle=True, augment=config.hyper.augment,
                    limit_batches=config.limit_train_batches)
@@ -151,13 +151,13 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
             outbox.put(None, lambda client: client.set_tag(run_id, key, value))
 
         hooks = PluginHooks(pm, RunContext(config.arch, config.dataset, config.to_params(), str(device), run_id),
-                            on_failure=lambda failures: tag(tracking.PLUGIN_ERRORS_TAG, "; ".join(failures)))
+                            on_failure=lambda failures: tag(PLUGIN_ERRORS_TAG, "; ".join(failures)))
         path = local_checkpoint(config.checkpoint_dir, run_id)
         meta = {"run_id": run_id, "config": config.to_dict(), "device": device.type, "precision": precision,
                 "host": socket.gethostname(), "pid": os.getpid(), "world_size": world.size}
         trainer = Trainer(model, train_loader, test_loader, config.hyper, precision, world=world, callbacks=[
             checkpoint.Checkpointer(path, config.checkpoint_every, meta, upload=lambda saved: outbox.put(
-                "checkpoint", lambda client: client.log_artifact(run_id, str(saved), checkpoint.ARTIFACT_DIR))),
+                "checkpoint", lambda client: client.log_artifact(run_id, str(saved), CHECKPOINTS_DIR))),
             tracking.MetricsLogger(outbox, run_id), ConsoleOutput(echo),
             tracking.StuckAtChance(arch.name, dataset.num_classes, tag, echo), hooks, *callbacks])
         if resume:
@@ -221,9 +221,9 @@ def finish(trainer: Trainer, config: TrainConfig, splits: ImageSplits, dataset: 
            echo: Callable[[str], None]) -> None:
     """Plots, the PyTorch model and, unless turned off, the ONNX export with its parity check."""
     tracking.log_plots(trainer.state.history, splits, trainer.state.predictions, dataset)
-    example = model_input(splits.test_images[:2], config.resize)  # batch 2 keeps batch dynamic
+    example = model_input(splits.test_images[:2], config.hyper.resize)  # batch 2 keeps batch dynamic
     tracking.log_model(trainer.model, example)
     if config.export:
         from convzoo.publish import publish_onnx
 
-        publish_onnx(trainer.model, splits, dataset, config.resize, register_as=config.register_as, echo=echo)
+        publish_onnx(trainer.model, splits, dataset, config.hyper.resize, register_as=config.register_as, echo=echo)

@@ -7,20 +7,9 @@ import time
 import mlflow
 
 from convzoo.errors import ConvzooError
+from convzoo.vocabulary import ARCH_TAG, EPOCHS_TAG, HEARTBEAT_TAG, MARKED_STALE_TAG, PARITY_TAG, RECIPE_TAG, SWEEP_TAG
 
-HEARTBEAT_TAG = "convzoo.heartbeat"
-MARKED_STALE_TAG = "convzoo.marked_stale"
-EPOCHS_TAG = "convzoo.epochs"
-SWEEP_TAG = "convzoo.sweep"  # "parent" on a sweep's parent run
 DEFAULT_STALE_AFTER_SECONDS = 300  # ten missed heartbeats of 30 s
-
-
-def get_run(run_id: str):
-    """The run ``run_id`` from the tracking store; an unknown id is a one-line error."""
-    try:
-        return mlflow.MlflowClient().get_run(run_id)
-    except mlflow.exceptions.MlflowException:
-        raise ConvzooError(f"no run {run_id!r} in the tracking store {mlflow.get_tracking_uri()}") from None
 
 
 def stale_after_seconds() -> float:
@@ -66,7 +55,7 @@ def convzoo_runs(experiment: str | None = None) -> list:
         runs = mlflow.search_runs(experiment_names=[experiment], output_format="list")
     else:
         runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
-    return [run for run in runs if "convzoo.arch" in run.data.tags]
+    return [run for run in runs if ARCH_TAG in run.data.tags]
 
 
 def run_rows(runs: list, sort: str | None = None, stale_after: float | None = None) -> list[list[str]]:
@@ -84,7 +73,7 @@ def run_rows(runs: list, sort: str | None = None, stale_after: float | None = No
         sweep = tags.get(SWEEP_TAG) == "parent"
         test_acc = metrics.get("best_test_acc" if sweep else "test_acc")
         epochs = tags.get(EPOCHS_TAG, params.get("epochs", "-"))  # a resumed run may have been given more
-        rows.append([run.info.run_id, tags["convzoo.arch"] + (" sweep (best)" if sweep else ""), tags.get("convzoo.recipe", "-"), epochs,
-                     "-" if test_acc is None else f"{test_acc:.4f}", _minutes(run), tags.get("parity", "-"),
+        rows.append([run.info.run_id, tags[ARCH_TAG] + (" sweep (best)" if sweep else ""), tags.get(RECIPE_TAG, "-"), epochs,
+                     "-" if test_acc is None else f"{test_acc:.4f}", _minutes(run), tags.get(PARITY_TAG, "-"),
                      "STALE" if is_stale(run, limit) else run.info.status])
     return rows

@@ -28,7 +28,6 @@ from convzoo.store import redact, sqlite_path
 STORAGE_FILE = "optuna.db"
 SETTINGS_ATTR = "convzoo.settings"
 PARENT_ATTR = "convzoo.parent_run_id"
-STUDY_TAG = "convzoo.sweep.study"
 RUN_ATTR = "run_id"
 ERROR_ATTR = "error"
 OVER_QUOTA_ATTR = "over_quota"

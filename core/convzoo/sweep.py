@@ -19,16 +19,13 @@ from convzoo import studies, trial_runs
 from convzoo.callbacks import Callback
 from convzoo.errors import ConvzooError
 from convzoo.run import RunPlacement, TrainResult
-from convzoo.runs import SWEEP_TAG
 from convzoo.space import Param
 from convzoo.store import redact
 from convzoo.tables import format_table
 from convzoo.trainer import EpochMetrics
+from convzoo.vocabulary import (ARCH_TAG, BEST_PARAM_TAG, BEST_RUN_TAG, BEST_TAG, BEST_TRIAL_TAG, PRUNED_TAG,
+                                RECIPE_TAG, STUDY_TAG, SWEEP_DIR, SWEEP_TAG, TRIAL_TAG)
 
-TRIAL_TAG = "convzoo.sweep.trial"
-PRUNED_TAG = "convzoo.sweep.pruned"
-BEST_RUN_TAG = "convzoo.sweep.best_run"
-BEST_TAG = "convzoo.sweep.best"
 METRICS = tuple(field.name for field in dataclasses.fields(EpochMetrics) if field.name != "epoch")
 DIRECTIONS = ("maximize", "minimize")
 DEFAULT_STARTUP_TRIALS = 5
@@ -107,7 +104,7 @@ def run_sweep(spec: SweepSpec, storage: optuna.storages.RDBStorage, train_new: T
         storage, spec.study, spec.identity(), spec.direction, sampler, make_pruner(spec.pruner),
         create_parent=lambda: trial_runs.create_parent_run(
             experiment, f"{spec.arch}-{spec.recipe}-sweep {spec.study}",
-            {SWEEP_TAG: "parent", studies.STUDY_TAG: spec.study, "convzoo.arch": spec.arch, "convzoo.recipe": spec.recipe},
+            {SWEEP_TAG: "parent", STUDY_TAG: spec.study, ARCH_TAG: spec.arch, RECIPE_TAG: spec.recipe},
             spec.parent_params()))
     echo(f"study {spec.study} ({'created' if joined.created else 'joined'}) in {redact(spec.storage)}; "
          f"parent run {joined.parent_run_id}")
@@ -124,7 +121,7 @@ def run_sweep(spec: SweepSpec, storage: optuna.storages.RDBStorage, train_new: T
             values = {param.name: param.suggest(trial) for param in spec.params}
             with trial_runs.trial_run(trial, experiment, RunPlacement(
                     trial_run_name(spec.arch, spec.recipe, number, values), joined.parent_run_id,
-                    {studies.STUDY_TAG: spec.study, TRIAL_TAG: str(number)})) as placement:
+                    {STUDY_TAG: spec.study, TRIAL_TAG: str(number)})) as placement:
                 echo(f"== trial {trial.number}: {placement.run_name}")
                 result = train_new(values, [report], placement)
         except trial_runs.Pruned as pruned:
@@ -163,7 +160,7 @@ def summarize(study: optuna.Study, parent_run_id: str, spec: SweepSpec, echo: Ca
             writer = csv.DictWriter(table, fieldnames=TRIAL_COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
-        client.log_artifact(parent_run_id, str(Path(folder) / "trials.csv"), "sweep")
+        client.log_artifact(parent_run_id, str(Path(folder) / "trials.csv"), SWEEP_DIR)
     best = None
     if complete:
         best = study.best_trial
@@ -174,11 +171,11 @@ def summarize(study: optuna.Study, parent_run_id: str, spec: SweepSpec, echo: Ca
         client.set_tag(best_run, BEST_TAG, "true")
         client.log_metric(parent_run_id, f"best_{spec.metric}", best.value)
         client.set_tag(parent_run_id, BEST_RUN_TAG, best_run)
-        client.set_tag(parent_run_id, "convzoo.sweep.best_trial", str(best.number))
+        client.set_tag(parent_run_id, BEST_TRIAL_TAG, str(best.number))
         for name, value in best.params.items():
-            client.set_tag(parent_run_id, f"convzoo.sweep.best.{name}", str(value))
+            client.set_tag(parent_run_id, BEST_PARAM_TAG.format(name), str(value))
         client.log_dict(parent_run_id, {"value": best.value, "params": best.params, "run_id": best_run,
-                                        "trial": best.number}, "sweep/best.json")
+                                        "trial": best.number}, f"{SWEEP_DIR}/best.json")
         _log_plots(client, study, parent_run_id, len(complete), spec.metric)
     client.set_terminated(parent_run_id, "FINISHED" if complete else "FAILED")
     echo(format_table(TRIAL_COLUMNS, [[row[c] for c in TRIAL_COLUMNS] for row in rows]))
@@ -202,10 +199,10 @@ def _log_plots(client: mlflow.MlflowClient, study: optuna.Study, parent_run_id: 
         warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
         axes = plots.plot_optimization_history(study, target_name=metric)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        plotted = {"sweep/optimization_history.png": axes}
+        plotted = {f"{SWEEP_DIR}/optimization_history.png": axes}
         if complete >= 2:
             try:
-                plotted["sweep/param_importances.png"] = plots.plot_param_importances(study, target_name=metric)
+                plotted[f"{SWEEP_DIR}/param_importances.png"] = plots.plot_param_importances(study, target_name=metric)
             except (RuntimeError, ValueError):  # importances of trials that all share one value
                 pass
     for path, axes in plotted.items():

@@ -27,16 +27,12 @@ from convzoo.distributed import SINGLE, World
 from convzoo.errors import ConvzooError
 from convzoo.outbox import Outbox
 from convzoo.registry import Architecture, Dataset
-from convzoo.runs import HEARTBEAT_TAG
 from convzoo.store import refusals_as_errors, set_experiment
 from convzoo.trainer import EpochMetrics, StopTraining, is_stuck_at_chance
+from convzoo.vocabulary import (ARCH_TAG, BACKEND_TAG, CONFIG_FILE, DATASET_TAG, DEVICE_TAG, HEARTBEAT_TAG, NOTE_TAG,
+                                NUM_PARAMS_TAG, PARITY_TAG, PLOTS_DIR, PLUGIN_TAG, PLUGIN_VERSION_TAG, PRECISION_TAG,
+                                PYTORCH_MODEL, RECIPE_TAG, RESUMED_TAG, STUCK_TAG, VERSION_TAG, WORLD_SIZE_TAG)
 
-STUCK_TAG = "convzoo.stuck_at_chance"
-PLUGIN_ERRORS_TAG = "convzoo.plugin_errors"
-RESUMED_TAG = "convzoo.resumed_run"
-WORLD_SIZE_TAG = "convzoo.world_size"
-BACKEND_TAG = "convzoo.backend"
-NOTE_TAG = "mlflow.note.content"  # the description the MLflow UI shows on the run's page
 # MLflow's own random names ("indecisive-cat-746"): convzoo replaces them, never a name somebody chose
 MLFLOW_RANDOM_NAME = re.compile(r"^[a-z]+-[a-z]+-\d+$")
 DEFAULT_HEARTBEAT_SECONDS = 30
@@ -90,11 +86,11 @@ def run_name(config: TrainConfig, given: str | None) -> str | None:
 def describe_run(config: TrainConfig, history: list[EpochMetrics], device: str, precision: str) -> None:
     """The run's description in the MLflow UI: what was trained, how, and how it ended."""
     hyper, final = config.hyper, history[-1]
-    parity = mlflow.MlflowClient().get_run(mlflow.active_run().info.run_id).data.tags.get("parity", "not checked")
-    options = ", ".join(f"{key}={value}" for key, value in config.options.items())
+    parity = mlflow.MlflowClient().get_run(mlflow.active_run().info.run_id).data.tags.get(PARITY_TAG, "not checked")
+    options = ", ".join(f"{key}={value}" for key, value in config.hyper.options.items())
     mlflow.set_tag(NOTE_TAG, (
         f"**{config.arch}**{f' ({options})' if options else ''}, recipe **{config.recipe_resolved}**: "
-        f"{hyper.epochs} epoch(s), batch {hyper.batch_size}, {hyper.optimizer} lr {hyper.lr:g}, {config.resize} px, "
+        f"{hyper.epochs} epoch(s), batch {hyper.batch_size}, {hyper.optimizer} lr {hyper.lr:g}, {config.hyper.resize} px, "
         f"on {device} ({precision}).\n\n"
         f"Final test accuracy **{final.test_acc:.4f}** (train accuracy {final.train_acc:.4f}, loss "
         f"{final.train_loss:.4f}). ONNX parity: **{parity}**."))
@@ -113,7 +109,7 @@ def point_mlflow_run_shell_to(resumed_run_id: str) -> None:
     if shell and shell != resumed_run_id:
         client = mlflow.MlflowClient()
         client.set_tag(shell, RESUMED_TAG, resumed_run_id)
-        client.set_tag(shell, "mlflow.note.content", f"`mlflow run` made this run before convzoo started; the "
+        client.set_tag(shell, NOTE_TAG, f"`mlflow run` made this run before convzoo started; the "
                                                      f"training it asked for continued in run {resumed_run_id}.")
 
 
@@ -129,14 +125,14 @@ def log_setup(config: TrainConfig, arch: Architecture, splits: ImageSplits, devi
     log_new_params({**config.to_params(), "world_size": world.size,
                     "per_rank_batch_size": config.hyper.batch_size // world.size, "backend": world.backend})
     mlflow.set_tags({**world_tags(world),
-        "convzoo.num_params": str(num_params),
-        "convzoo.arch": arch.name, "convzoo.plugin": arch.plugin, "convzoo.plugin_version": arch.plugin_version,
-        "convzoo.version": __version__, "convzoo.device": device, "convzoo.precision": precision,
-        "convzoo.recipe": config.recipe_resolved, "convzoo.dataset": config.dataset,
+        NUM_PARAMS_TAG: str(num_params),
+        ARCH_TAG: arch.name, PLUGIN_TAG: arch.plugin, PLUGIN_VERSION_TAG: arch.plugin_version,
+        VERSION_TAG: __version__, DEVICE_TAG: device, PRECISION_TAG: precision,
+        RECIPE_TAG: config.recipe_resolved, DATASET_TAG: config.dataset,
     })
     log_dataset(splits)
     effective = {**dataclasses.asdict(config), "device_used": device, "precision_used": precision}
-    mlflow.log_dict(json.loads(json.dumps(effective, default=str)), "config.json")
+    mlflow.log_dict(json.loads(json.dumps(effective, default=str)), CONFIG_FILE)
 
 
 def log_epoch(metrics: EpochMetrics) -> None:
@@ -215,10 +211,10 @@ def log_plots(history: list[EpochMetrics], splits: ImageSplits, predictions: tor
 
     labels = splits.test_labels[: len(predictions)]
     matrix = figures.confusion_matrix(labels, predictions, dataset.num_classes)
-    log_figure(figures.plot_confusion_matrix(matrix, dataset.class_names), "plots/confusion_matrix.png")
-    log_figure(figures.plot_learning_curves(history), "plots/learning_curves.png")
+    log_figure(figures.plot_confusion_matrix(matrix, dataset.class_names), f"{PLOTS_DIR}/confusion_matrix.png")
+    log_figure(figures.plot_learning_curves(history), f"{PLOTS_DIR}/learning_curves.png")
     log_figure(figures.plot_misclassified(splits.test_images, labels, predictions, dataset.class_names),
-               "plots/misclassified.png")
+               f"{PLOTS_DIR}/misclassified.png")
 
 
 def log_new_params(params: Mapping[str, Any]) -> None:
@@ -260,5 +256,5 @@ def log_model(model: nn.Module, example: torch.Tensor) -> None:
         output = cpu_model(torch.from_numpy(example)).numpy()
     # pt2 needs torch alone to load: naming the requirements skips MLflow's inference, which loads the model again
     # in a new Python process (about 10 s a run on 2 cores)
-    mlflow.pytorch.log_model(cpu_model, name="model", input_example=example, signature=infer_signature(example, output),
+    mlflow.pytorch.log_model(cpu_model, name=PYTORCH_MODEL, input_example=example, signature=infer_signature(example, output),
                              pip_requirements=mlflow.pytorch.get_default_pip_requirements())

@@ -11,10 +11,10 @@ import mlflow
 import optuna
 
 from convzoo.callbacks import Callback
-from convzoo.runs import get_run
 from convzoo.store import refusals_as_errors
 from convzoo.studies import RUN_ATTR
 from convzoo.trainer import EpochMetrics, StopTraining
+from convzoo.vocabulary import PARENT_RUN_TAG, SUPERSEDED_TAG, get_run
 
 if TYPE_CHECKING:
     from convzoo.run import RunPlacement, TrainResult
@@ -59,7 +59,7 @@ def continue_trial(run_id: str, trial: optuna.Trial, number: int, metric: str, r
         result = resume(run_id, callbacks)
     except NoCheckpoint:
         client = mlflow.MlflowClient()
-        client.set_tag(run_id, "convzoo.superseded", "its worker died before the first checkpoint; trained again")
+        client.set_tag(run_id, SUPERSEDED_TAG, "its worker died before the first checkpoint; trained again")
         client.set_terminated(run_id, "KILLED")
         client.delete_run(run_id)  # it kept nothing; its trial's new run takes its place under the parent
         echo(f"run {run_id} died before its first checkpoint; trial {trial.number} trains again from the start")
@@ -83,7 +83,7 @@ def trial_run(trial: optuna.Trial, experiment_id: str, placement: RunPlacement):
     client = mlflow.MlflowClient()
     with refusals_as_errors():
         run = client.create_run(experiment_id, run_name=placement.run_name, tags=_with_context(
-            {**placement.tags, "mlflow.parentRunId": placement.parent_run_id}))
+            {**placement.tags, PARENT_RUN_TAG: placement.parent_run_id}))
     trial.set_user_attr(RUN_ATTR, run.info.run_id)
     try:
         yield dataclasses.replace(placement, run_id=run.info.run_id)
