@@ -287,7 +287,9 @@ def _short_runs():
 
 @pytest.fixture
 def short_run(in_session_store, _short_runs, monkeypatch):
-    """``short_run(arch)``: a real 2-epoch, 2-batch run of ``arch`` (with ONNX export), made once per session."""
+    """``short_run(arch)``: a real 2-epoch, 2-batch run of ``arch`` (with ONNX export and parity on the whole test
+    set), made once per session, at the architecture's smallest input size (at least 32): its registered size is
+    exported and compared by the conformance checks, and parity on 10,000 images at 224 px costs minutes."""
     from convzoo.config import resolve_config
     from convzoo.plugins import get_registry
     from convzoo.run import train
@@ -296,8 +298,9 @@ def short_run(in_session_store, _short_runs, monkeypatch):
 
     def run(name: str):
         if name not in _short_runs:
-            config, arch, dataset = resolve_config(get_registry(), name, overrides={"epochs": 2, "batch_size": 8},
-                                                   limit_train_batches=2, limit_eval_batches=2)
+            size = max(32, get_registry().get_architecture(name).min_input_size)
+            config, arch, dataset = resolve_config(get_registry(), name, limit_train_batches=2, limit_eval_batches=2,
+                                                   overrides={"epochs": 2, "batch_size": 8, "resize": size})
             lines: list[str] = []
             _short_runs[name] = (config, train(config, arch, dataset, echo=lines.append), lines)
         return _short_runs[name]
