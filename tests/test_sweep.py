@@ -12,8 +12,10 @@ import mlflow
 import optuna
 import pytest
 import torch
+from click.testing import CliRunner
 from helpers import convzoo, start
 
+from convzoo.cli import cli
 from convzoo.space import parse_param
 
 TINY = ("--epochs", "2", "--limit-train-batches", "3", "--limit-eval-batches", "2", "--resize", "32",
@@ -21,6 +23,15 @@ TINY = ("--epochs", "2", "--limit-train-batches", "3", "--limit-eval-batches", "
 # slownet pauses 0.05 s a step: 20 steps an epoch, a checkpoint every 5, so a kill lands mid-trial at a known pace
 SLOW = ("--epochs", "2", "--limit-train-batches", "20", "--limit-eval-batches", "2", "--checkpoint-every", "5")
 FAST_HEARTBEATS = {"CONVZOO_TRIAL_HEARTBEAT_SECONDS": "1", "CONVZOO_TRIAL_GRACE_SECONDS": "3", "OMP_NUM_THREADS": "1"}
+
+
+def refused(monkeypatch, tmp_path, *args, **env):
+    """``convzoo ARGS`` in this process, on a store in ``tmp_path``: for errors that come before any study or run."""
+    for name, value in {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db", **env}.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 1, result.output
+    return result.stderr.strip().splitlines()
 
 
 def children(client, parent_id):
@@ -54,10 +65,8 @@ def wait_for_trial_checkpoint(store, pid, step, timeout=180):
     ("lr=loguniform:0:1e-2", "needs LOW < HIGH, LOW > 0"),
     ("lr=int:1:3", "lr takes float values, not integers"),
 ])
-def test_a_bad_param_spec_is_a_one_line_error_naming_the_forms(run_convzoo, tmp_path, spec, message):
-    result = run_convzoo("sweep", "vgg", "--param", spec, env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"})
-    assert result.returncode == 1
-    [line] = result.stderr.strip().splitlines()
+def test_a_bad_param_spec_is_a_one_line_error_naming_the_forms(monkeypatch, tmp_path, spec, message):
+    [line] = refused(monkeypatch, tmp_path, "sweep", "vgg", "--param", spec)
     assert line == (f"Error: bad --param {spec!r} ({message}); use NAME=loguniform:LOW:HIGH or NAME=uniform:LOW:HIGH "
                     f"or NAME=int:LOW:HIGH[:STEP] or NAME=choice:A,B,..., with NAME one of: epochs, batch_size, lr, "
                     f"resize, optimizer, momentum, weight_decay, schedule, augment, seed, option=KEY")
@@ -66,10 +75,8 @@ def test_a_bad_param_spec_is_a_one_line_error_naming_the_forms(run_convzoo, tmp_
 
 @pytest.mark.parametrize("command", [("sweep", "vgg", "--param", "lr=uniform:0.001:0.01"),
                                      ("compare", "--archs", "vgg", "--study", "grid")])
-def test_a_study_under_mlflow_run_is_refused(run_convzoo, tmp_path, command):
-    result = run_convzoo(*command, env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db", "MLFLOW_RUN_ID": "0" * 32})
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
+def test_a_study_under_mlflow_run_is_refused(monkeypatch, tmp_path, command):
+    assert refused(monkeypatch, tmp_path, *command, MLFLOW_RUN_ID="0" * 32)[-1] == (
         f"Error: convzoo {command[0]} with a study makes its own parent run; run it outside `mlflow run`")
 
 
@@ -105,10 +112,8 @@ def test_params_suggest_typed_values_from_a_real_trial():
     (("--param", "lr=uniform:0.1:0.2", "--trials", "0"), "--trials must be at least 1, got 0"),
     ((), "a sweep needs at least one --param, e.g. --param lr=loguniform:1e-4:1e-2"),
 ])
-def test_bad_sweep_settings_are_one_line_errors_before_any_study(run_convzoo, tmp_path, args, message):
-    result = run_convzoo("sweep", "vgg", *args, env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"})
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [f"Error: {message}"]
+def test_bad_sweep_settings_are_one_line_errors_before_any_study(monkeypatch, tmp_path, args, message):
+    assert refused(monkeypatch, tmp_path, "sweep", "vgg", *args) == [f"Error: {message}"]
     assert not (tmp_path / "optuna.db").exists()
 
 
