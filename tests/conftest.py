@@ -9,12 +9,11 @@ import types
 from pathlib import Path
 
 import pytest
-from helpers import MlflowServer
+from helpers import MlflowServer, process_store
 
 from convzoo import plugins
 from convzoo.scaffold import PYPROJECT
 
-BIN = Path(sys.executable).parent
 
 # What makes a test slow (seconds to minutes): a fixture that trains or starts servers, or a module of end-to-end
 # tests whose every test starts real convzoo, mlflow or torchrun processes.
@@ -328,14 +327,10 @@ def trained_vgg(session_store):
 @pytest.fixture
 def store(tmp_path, plugin_sites, monkeypatch):
     """A new SQLite store, a checkpoint folder, the slownet plugin and fast heartbeats, for processes and this one."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    settings = {"MLFLOW_TRACKING_URI": uri, "CONVZOO_CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
-                "CONVZOO_HEARTBEAT_SECONDS": "0.5", "CONVZOO_STALE_AFTER_SECONDS": "3"}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVZOO_")}
-    env.update(settings, PYTHONPATH=str(plugin_sites["convzoo-slownet"]), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-    for name, value in settings.items():
+    made = process_store(tmp_path, plugin_sites["convzoo-slownet"])
+    for name, value in made.settings.items():
         monkeypatch.setenv(name, value)
-    return types.SimpleNamespace(uri=uri, env=env, folder=tmp_path, checkpoints=tmp_path / "checkpoints")
+    return made
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import urllib.request
 from pathlib import Path
 
@@ -28,6 +29,18 @@ libc = ctypes.CDLL(ctypes.util.find_library("c"))
 libc.mallinfo2.restype = MallInfo2
 '''
 ADMIN_PASSWORD = "convzoo-admin-password-1"
+
+
+def process_store(folder: Path, plugin_site: Path):
+    """A new SQLite store in ``folder``, a checkpoint folder and fast heartbeats: ``env`` for ``convzoo`` processes
+    (with the plugin in ``plugin_site`` on their path), ``settings`` for this process."""
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    settings = {"MLFLOW_TRACKING_URI": uri, "CONVZOO_CHECKPOINT_DIR": str(folder / "checkpoints"),
+                "CONVZOO_HEARTBEAT_SECONDS": "0.5", "CONVZOO_STALE_AFTER_SECONDS": "3"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVZOO_")}
+    env.update(settings, PYTHONPATH=str(plugin_site),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    return types.SimpleNamespace(uri=uri, env=env, settings=settings, folder=folder, checkpoints=folder / "checkpoints")
 
 
 def start(store, *args, command=("-m", "convzoo")):

@@ -1,13 +1,38 @@
 """A tracking server that is down, refuses us, or goes away mid-run: real ``mlflow server`` processes, stopped and
 started by the tests."""
 import time
+import types
 
 import mlflow
 import mlflow.server
-from helpers import ADMIN_PASSWORD, COMPARED, convzoo, free_port, start, status, wait_for_checkpoint
+import pytest
+from helpers import (ADMIN_PASSWORD, COMPARED, MlflowServer, convzoo, free_port, process_store, start, status,
+                     wait_for_checkpoint)
 
 OUTAGE_RUN = ("slownet", "--epochs", "3", "--limit-train-batches", "30", "--limit-eval-batches", "2",
               "--export", "false", "--checkpoint-every", "10")
+OUTAGE_SECONDS = 60
+
+
+@pytest.fixture(scope="module", autouse=True)
+def outage(plugin_sites, tmp_path_factory):
+    """A run whose tracking server goes away mid-run, for ``OUTAGE_SECONDS``. It starts before this module's first
+    test and is checked by its last, so the other tests run while the server is away instead of a minute's sleep."""
+    store = process_store(tmp_path_factory.mktemp("outage"), plugin_sites["convzoo-slownet"])
+    server = MlflowServer(store.folder / "server")
+    server.folder.mkdir()
+    server.start()
+    store.env["MLFLOW_TRACKING_URI"] = server.uri
+    process = start(store, "train", *OUTAGE_RUN)
+    try:
+        run_id = wait_for_checkpoint(store, process, 1, 10)
+        server.stop()
+        stopped = time.monotonic()
+        wait_for_checkpoint(store, process, 4, 0)  # all three epochs trained while the server was away
+        yield types.SimpleNamespace(server=server, process=process, run_id=run_id, stopped=stopped)
+    finally:
+        process.kill()
+        server.stop()
 
 
 def test_a_tracking_server_that_is_down_is_a_one_line_error_within_seconds(store):
@@ -43,26 +68,6 @@ def test_refused_credentials_and_permissions_are_one_line_errors(store, mlflow_s
     assert mlflow.MlflowClient(server.uri).search_runs(["0"]) == []
 
 
-def test_a_server_outage_mid_run_loses_nothing(store, mlflow_server):
-    server = mlflow_server()
-    store.env["MLFLOW_TRACKING_URI"] = server.uri
-    process = start(store, "train", *OUTAGE_RUN)
-    run_id = wait_for_checkpoint(store, process, 1, 10)
-    server.stop()
-    stopped = time.monotonic()
-    wait_for_checkpoint(store, process, 4, 0)  # all three epochs trained while the server was away
-    time.sleep(max(0.0, 60 - (time.monotonic() - stopped)))
-    server.start()
-    output, _ = process.communicate(timeout=600)
-    assert process.returncode == 0, output
-    assert "warning: the tracking server is unreachable" in output and "the tracking server is back after" in output
-    client = mlflow.MlflowClient(server.uri)
-    assert status(server.uri, run_id) == "FINISHED"
-    for name in COMPARED:
-        assert sorted(m.step for m in client.get_metric_history(run_id, name)) == [1, 2, 3]
-    assert [a.path for a in client.list_artifacts(run_id, "checkpoints")] == ["checkpoints/last.pt"]
-
-
 def test_a_server_still_down_when_training_ends_says_where_the_checkpoint_is(store, mlflow_server):
     server = mlflow_server()
     store.env.update(MLFLOW_TRACKING_URI=server.uri, CONVZOO_SERVER_WAIT_SECONDS="2")
@@ -82,3 +87,18 @@ def test_a_server_still_down_when_training_ends_says_where_the_checkpoint_is(sto
     assert status(server.uri, run_id) == "FINISHED"
     history = mlflow.MlflowClient(server.uri).get_metric_history(run_id, "test_acc")
     assert sorted(m.step for m in history) == [1, 2, 3]
+
+
+def test_a_server_outage_mid_run_loses_nothing(outage):
+    """The module's last test: the server comes back ``OUTAGE_SECONDS`` after it stopped, on the same port and store."""
+    server, process, run_id = outage.server, outage.process, outage.run_id
+    time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - outage.stopped)))
+    server.start()
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output
+    assert "warning: the tracking server is unreachable" in output and "the tracking server is back after" in output
+    client = mlflow.MlflowClient(server.uri)
+    assert status(server.uri, run_id) == "FINISHED"
+    for name in COMPARED:
+        assert sorted(m.step for m in client.get_metric_history(run_id, name)) == [1, 2, 3]
+    assert [a.path for a in client.list_artifacts(run_id, "checkpoints")] == ["checkpoints/last.pt"]
