@@ -14,6 +14,7 @@ from convzoo.fashion_mnist import FILES, load
 from convzoo.pipeline import resize
 from convzoo.plugins import get_registry
 from convzoo.run import train
+from convzoo.summary import flops_per_example
 
 PLOTS = {"plots/confusion_matrix.png", "plots/learning_curves.png", "plots/misclassified.png"}
 
@@ -49,6 +50,8 @@ def test_short_training_run_is_fully_tracked(name, short_run, sample_images, tmp
         name, arch.plugin, arch.plugin_version)
     assert (tags["convzoo.device"], tags["convzoo.version"], tags["convzoo.recipe"]) == ("cpu", "0.1.0", "quick")
     assert tags["convzoo.precision"] in ("fp32", "bf16")
+    assert tags["convzoo.flops_per_example"] == str(flops_per_example(arch, 1, 10, config.hyper.resize,
+                                                                      **config.hyper.options))
     # what the MLflow UI lists and shows: a name that says what ran, and a description
     assert run.info.run_name == f"{name}-quick"
     assert tags["mlflow.note.content"].startswith(f"**{name}**")

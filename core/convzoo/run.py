@@ -28,7 +28,7 @@ from convzoo.pipeline import BatchLoader, model_input
 from convzoo.plugins import get_plugin_manager
 from convzoo.registry import Architecture, Dataset, resolve
 from convzoo.store import check_tracking_store
-from convzoo.summary import count_params
+from convzoo.summary import count_params, flops_per_example
 from convzoo.trainer import EpochMetrics, StopTraining, Trainer
 from convzoo.vocabulary import CHECKPOINTS_DIR, EPOCHS_TAG, PLUGIN_ERRORS_TAG
 
@@ -173,7 +173,9 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
                      f"stays {config.hyper.batch_size}, but the rest of the run is not bit-exact (sums in another "
                      f"order, other dropout streams)")
         else:
-            tracking.log_setup(config, arch, splits, str(device), precision, count_params(model), world)
+            flops = flops_per_example(arch, dataset.in_channels, dataset.num_classes, config.hyper.resize,
+                                      **config.hyper.options)
+            tracking.log_setup(config, arch, splits, str(device), precision, count_params(model), flops, world)
         try:
             with tracking.Heartbeat(outbox, run_id, tracking.heartbeat_seconds()):
                 trainer.fit()

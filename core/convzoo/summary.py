@@ -55,6 +55,22 @@ def smallest_input_size(arch, in_channels: int, num_classes: int, **options) -> 
     return low
 
 
+def flops_per_example(arch, in_channels: int, num_classes: int, input_size: int, **options) -> int:
+    """The FLOPs one training example costs (forward and backward, as ``torch.utils.flop_counter`` counts them:
+    convolutions and matrix products), counted on the meta device: no memory, compute or random numbers used."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from convzoo.registry import resolve
+
+    batch = 2
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        model = resolve(arch.build)(in_channels, num_classes, input_size=input_size, **arch.resolve_options(options))
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(torch.empty(batch, in_channels, input_size, input_size)).sum().backward()
+    return counter.get_total_flops() // batch
+
+
 def summarize(model: nn.Module, in_channels: int, input_size: int) -> list[BlockSummary]:
     """Run one random image through ``model``; each top-level block's output shape, in the order they ran."""
     shapes: dict[str, tuple[int, ...]] = {}

@@ -29,9 +29,10 @@ from convzoo.outbox import Outbox
 from convzoo.registry import Architecture, Dataset
 from convzoo.store import refusals_as_errors, set_experiment
 from convzoo.trainer import EpochMetrics, StopTraining, is_stuck_at_chance
-from convzoo.vocabulary import (ARCH_TAG, BACKEND_TAG, CONFIG_FILE, DATASET_TAG, DEVICE_TAG, HEARTBEAT_TAG, NOTE_TAG,
-                                NUM_PARAMS_TAG, PARITY_TAG, PLOTS_DIR, PLUGIN_TAG, PLUGIN_VERSION_TAG, PRECISION_TAG,
-                                PYTORCH_MODEL, RECIPE_TAG, RESUMED_TAG, STUCK_TAG, VERSION_TAG, WORLD_SIZE_TAG)
+from convzoo.vocabulary import (ARCH_TAG, BACKEND_TAG, CONFIG_FILE, DATASET_TAG, DEVICE_TAG, FLOPS_TAG, HEARTBEAT_TAG,
+                                NOTE_TAG, NUM_PARAMS_TAG, PARITY_TAG, PLOTS_DIR, PLUGIN_TAG, PLUGIN_VERSION_TAG,
+                                PRECISION_TAG, PYTORCH_MODEL, RECIPE_TAG, RESUMED_TAG, STUCK_TAG, VERSION_TAG,
+                                WORLD_SIZE_TAG)
 
 # MLflow's own random names ("indecisive-cat-746"): convzoo replaces them, never a name somebody chose
 MLFLOW_RANDOM_NAME = re.compile(r"^[a-z]+-[a-z]+-\d+$")
@@ -118,14 +119,14 @@ def world_tags(world: World) -> dict[str, str]:
 
 
 def log_setup(config: TrainConfig, arch: Architecture, splits: ImageSplits, device: str, precision: str,
-              num_params: int, world: World = SINGLE) -> None:
+              num_params: int, flops_per_example: int, world: World = SINGLE) -> None:
     """Params, tags, the data set input and ``config.json``: what a run is, before it trains."""
     from convzoo import __version__
 
     log_new_params({**config.to_params(), "world_size": world.size,
                     "per_rank_batch_size": config.hyper.batch_size // world.size, "backend": world.backend})
     mlflow.set_tags({**world_tags(world),
-        NUM_PARAMS_TAG: str(num_params),
+        NUM_PARAMS_TAG: str(num_params), FLOPS_TAG: str(flops_per_example),
         ARCH_TAG: arch.name, PLUGIN_TAG: arch.plugin, PLUGIN_VERSION_TAG: arch.plugin_version,
         VERSION_TAG: __version__, DEVICE_TAG: device, PRECISION_TAG: precision,
         RECIPE_TAG: config.recipe_resolved, DATASET_TAG: config.dataset,

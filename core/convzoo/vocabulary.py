@@ -18,6 +18,7 @@ RECIPE_TAG = "convzoo.recipe"
 PLUGIN_TAG = "convzoo.plugin"
 PLUGIN_VERSION_TAG = "convzoo.plugin_version"
 NUM_PARAMS_TAG = "convzoo.num_params"
+FLOPS_TAG = "convzoo.flops_per_example"  # forward and backward, as torch's flop counter counts them
 VERSION_TAG = "convzoo.version"
 DEVICE_TAG = "convzoo.device"
 PRECISION_TAG = "convzoo.precision"
