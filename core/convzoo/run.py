@@ -84,6 +84,16 @@ def make_loaders(config: TrainConfig, splits: ImageSplits, device: torch.device,
     return train, test
 
 
+def counted_flops(arch: Architecture, dataset: Dataset, config: TrainConfig) -> int | None:
+    """FLOPs per training example, or None for a network that does not run on the meta device (a counter must not
+    stop a run: if the network cannot run at all, its first step says why, with the run's hooks called)."""
+    try:
+        return flops_per_example(arch, dataset.in_channels, dataset.num_classes, config.hyper.resize,
+                                 **config.hyper.options)
+    except Exception:
+        return None
+
+
 def local_checkpoint(checkpoint_dir: str | None, run_id: str) -> Path:
     """Where this machine keeps ``run_id``'s checkpoint while it trains (``checkpoint_dir``: ``--checkpoint-dir``)."""
     return Path(checkpoint_dir or checkpoint.default_folder()).absolute() / run_id / checkpoint.FILE_NAME
@@ -173,9 +183,8 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
                      f"stays {config.hyper.batch_size}, but the rest of the run is not bit-exact (sums in another "
                      f"order, other dropout streams)")
         else:
-            flops = flops_per_example(arch, dataset.in_channels, dataset.num_classes, config.hyper.resize,
-                                      **config.hyper.options)
-            tracking.log_setup(config, arch, splits, str(device), precision, count_params(model), flops, world)
+            tracking.log_setup(config, arch, splits, str(device), precision, count_params(model),
+                               counted_flops(arch, dataset, config), world)
         try:
             with tracking.Heartbeat(outbox, run_id, tracking.heartbeat_seconds()):
                 trainer.fit()

@@ -119,14 +119,14 @@ def world_tags(world: World) -> dict[str, str]:
 
 
 def log_setup(config: TrainConfig, arch: Architecture, splits: ImageSplits, device: str, precision: str,
-              num_params: int, flops_per_example: int, world: World = SINGLE) -> None:
+              num_params: int, flops_per_example: int | None, world: World = SINGLE) -> None:
     """Params, tags, the data set input and ``config.json``: what a run is, before it trains."""
     from convzoo import __version__
 
     log_new_params({**config.to_params(), "world_size": world.size,
                     "per_rank_batch_size": config.hyper.batch_size // world.size, "backend": world.backend})
     mlflow.set_tags({**world_tags(world),
-        NUM_PARAMS_TAG: str(num_params), FLOPS_TAG: str(flops_per_example),
+        NUM_PARAMS_TAG: str(num_params), **({} if flops_per_example is None else {FLOPS_TAG: str(flops_per_example)}),
         ARCH_TAG: arch.name, PLUGIN_TAG: arch.plugin, PLUGIN_VERSION_TAG: arch.plugin_version,
         VERSION_TAG: __version__, DEVICE_TAG: device, PRECISION_TAG: precision,
         RECIPE_TAG: config.recipe_resolved, DATASET_TAG: config.dataset,
