@@ -60,11 +60,9 @@ def flops_per_example(arch, in_channels: int, num_classes: int, input_size: int,
     convolutions and matrix products), counted on the meta device: no memory, compute or random numbers used."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from convzoo.registry import resolve
-
     batch = 2
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
-        model = resolve(arch.build)(in_channels, num_classes, input_size=input_size, **arch.resolve_options(options))
+        model = arch.create(in_channels, num_classes, input_size=input_size, **options)
         counter = FlopCounterMode(display=False)
         with counter:
             model(torch.empty(batch, in_channels, input_size, input_size)).sum().backward()
