@@ -69,7 +69,8 @@ def describe_world(world: World, batch_size: int, device: torch.device) -> str:
 def build_model(config: TrainConfig, arch: Architecture, dataset: Dataset, device: torch.device) -> torch.nn.Module:
     """The run's network, seeded, on ``device`` in the run's memory format."""
     torch.manual_seed(config.seed)
-    model = arch.create(dataset.in_channels, dataset.num_classes, input_size=config.hyper.resize, **config.hyper.options)
+    model = arch.create(dataset.in_channels, dataset.num_classes, input_size=config.hyper.resize,
+                        **config.hyper.options)
     return model.to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
 
 

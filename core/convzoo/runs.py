@@ -73,7 +73,8 @@ def run_rows(runs: list, sort: str | None = None, stale_after: float | None = No
         sweep = tags.get(SWEEP_TAG) == "parent"
         test_acc = metrics.get("best_test_acc" if sweep else "test_acc")
         epochs = tags.get(EPOCHS_TAG, params.get("epochs", "-"))  # a resumed run may have been given more
-        rows.append([run.info.run_id, tags[ARCH_TAG] + (" sweep (best)" if sweep else ""), tags.get(RECIPE_TAG, "-"), epochs,
+        rows.append([run.info.run_id, tags[ARCH_TAG] + (" sweep (best)" if sweep else ""), tags.get(RECIPE_TAG, "-"),
+                     epochs,
                      "-" if test_acc is None else f"{test_acc:.4f}", _minutes(run), tags.get(PARITY_TAG, "-"),
                      "STALE" if is_stale(run, limit) else run.info.status])
     return rows

@@ -156,7 +156,8 @@ def conformance_suite(name: str):
 
 
 def dataset_conformance_suite(name: str):
-    """A pytest test running ``check_dataset`` on dataset ``name``: ``test_dataset = dataset_conformance_suite("x")``."""
+    """A pytest test running ``check_dataset`` on dataset ``name``:
+    ``test_dataset = dataset_conformance_suite("x")``."""
     from convzoo.plugins import get_registry
 
     def test_dataset() -> None:

@@ -91,7 +91,7 @@ def describe_run(config: TrainConfig, history: list[EpochMetrics], device: str, 
     options = ", ".join(f"{key}={value}" for key, value in config.hyper.options.items())
     mlflow.set_tag(NOTE_TAG, (
         f"**{config.arch}**{f' ({options})' if options else ''}, recipe **{config.recipe_resolved}**: "
-        f"{hyper.epochs} epoch(s), batch {hyper.batch_size}, {hyper.optimizer} lr {hyper.lr:g}, {config.hyper.resize} px, "
+        f"{hyper.epochs} epoch(s), batch {hyper.batch_size}, {hyper.optimizer} lr {hyper.lr:g}, {hyper.resize} px, "
         f"on {device} ({precision}).\n\n"
         f"Final test accuracy **{final.test_acc:.4f}** (train accuracy {final.train_acc:.4f}, loss "
         f"{final.train_loss:.4f}). ONNX parity: **{parity}**."))
@@ -257,5 +257,6 @@ def log_model(model: nn.Module, example: torch.Tensor) -> None:
         output = cpu_model(torch.from_numpy(example)).numpy()
     # pt2 needs torch alone to load: naming the requirements skips MLflow's inference, which loads the model again
     # in a new Python process (about 10 s a run on 2 cores)
-    mlflow.pytorch.log_model(cpu_model, name=PYTORCH_MODEL, input_example=example, signature=infer_signature(example, output),
+    mlflow.pytorch.log_model(cpu_model, name=PYTORCH_MODEL, input_example=example,
+                             signature=infer_signature(example, output),
                              pip_requirements=mlflow.pytorch.get_default_pip_requirements())
