@@ -3,7 +3,7 @@
 #   make test   installs into ./.venv and runs the test suite (what CI runs)
 # make test-fast: unit tests and the command line's error paths, under a minute (leaves out tests marked slow)
 # Benchmarks: make bench-train, make bench-inference, make bench-startup, make bench-checkpoint, make bench-sweep,
-#   make bench-dp
+#   make bench-dp, make bench-profile
 # (see README); make server starts a team tracking server
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,7 +15,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 ARCH ?= alexnet
 
-.PHONY: install data postgres browser run test test-fast ui server bench-train bench-inference bench-startup bench-checkpoint bench-sweep bench-dp clean
+.PHONY: install data postgres browser run test test-fast ui server bench-train bench-inference bench-startup bench-checkpoint bench-sweep bench-dp bench-profile clean
 
 install: $(STAMP)
 
@@ -76,6 +76,9 @@ bench-sweep: install data postgres
 
 bench-dp: install data
 	$(BIN)/python benchmarks/data_parallel.py $(BENCH_ARGS)
+
+bench-profile: install data
+	$(BIN)/python benchmarks/step_profile.py $(BENCH_ARGS)
 
 bench-startup: install
 	$(BIN)/python benchmarks/startup.py $(BENCH_ARGS)

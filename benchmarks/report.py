@@ -13,6 +13,7 @@ import torch
 import convzoo
 from convzoo.config import choose_recipe
 from convzoo.errors import ConvzooError
+from convzoo.peak import cpu_model, onednn_isa
 from convzoo.plugins import get_registry
 from convzoo.tables import format_table
 
@@ -39,21 +40,11 @@ def require_at_least_one(parser: argparse.ArgumentParser, args: argparse.Namespa
             parser.error(f"--{name} must be at least 1, got {value}")
 
 
-def cpu_model() -> str:
-    """The CPU's model name as /proc/cpuinfo gives it (or what the platform module knows)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine() -> dict[str, Any]:
     """The hardware and software a figure was measured with."""
     return {
         "cpu": cpu_model(),
+        "onednn_isa": onednn_isa(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
@@ -65,7 +56,8 @@ def machine() -> dict[str, Any]:
 
 def describe(info: dict[str, Any]) -> str:
     gpu = info["gpu"] or "no GPU"
-    return (f"{info['cpu']} ({info['cpu_count']} CPUs, torch uses {info['torch_threads']} threads), {gpu}; "
+    return (f"{info['cpu']} ({info['cpu_count']} CPUs, torch uses {info['torch_threads']} threads, oneDNN "
+            f"ISA {info['onednn_isa']}), {gpu}; "
             f"torch {info['torch']}, convzoo {info['convzoo']}")
 
 

@@ -41,7 +41,9 @@ from convzoo.plugins import get_plugin_manager, get_registry
 from convzoo.registry import Architecture, Dataset, resolve
 from convzoo.run import build_model, make_loaders, prepare_device, train
 from convzoo.tables import format_table
+from convzoo.peak import peak
 from convzoo.trainer import autocast, make_optimizer
+from convzoo.utilization import Utilization, counted_flops
 
 LOOPS = ("baseline", "bare", "convzoo")
 TARGETS = {"convzoo_over_baseline": 2.0, "convzoo_over_bare": 0.97}
@@ -246,12 +248,17 @@ def measure(arch: str, loops: list[str], args: argparse.Namespace, root: Path, f
 def summarise(arch: str, rounds: list[dict[str, float]], warmups: dict[str, float], convzoo: dict,
               args: argparse.Namespace) -> dict:
     """One row: each loop's median examples/sec and block range, and the medians of each round's ratios."""
-    config, architecture, _ = seed_run(arch, args)
+    config, architecture, dataset = seed_run(arch, args)
+    flops = counted_flops(architecture, dataset, config.hyper.resize, config.hyper.options)
+    machine_peak = peak(resolve_device(args.device), convzoo["precision"], on_measure=print)
     row = {"arch": arch, "input_size": config.hyper.resize, "batch_size": config.hyper.batch_size,
            "precision": convzoo["precision"], "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
-           "convzoo_fixed_seconds": convzoo["fixed_seconds"], "rounds": rounds}
+           "convzoo_fixed_seconds": convzoo["fixed_seconds"], "rounds": rounds, "flops_per_example": flops,
+           "peak_flops_per_sec": machine_peak.flops_per_sec, "isa": machine_peak.isa}
     for loop in rounds[0]:
         row[loop] = statistics.median(one[loop] for one in rounds)
+    utilization = Utilization(flops, machine_peak)
+    row.update({f"{loop}_mfu": utilization.mfu(row[loop]) for loop in rounds[0]})
     for name, other in (("convzoo_over_baseline", "baseline"), ("convzoo_over_bare", "bare")):
         ratios = [one["convzoo"] / one[other] for one in rounds]
         row[name], row[f"{name}_range"] = statistics.median(ratios), [min(ratios), max(ratios)]
@@ -271,6 +278,14 @@ def compile_verdict(config: TrainConfig, arch: Architecture, row: dict, warmup_s
     return {"compile_seconds": compile_seconds, "compile_net_seconds_saved_in_seed_run": saved}
 
 
+def gigaflops(flops: int | None) -> str:
+    return "?" if flops is None else f"{flops / 1e9:.2f}"
+
+
+def percent(fraction: float | None) -> str:
+    return "?" if fraction is None else f"{fraction:.0%}"
+
+
 def spread(row: dict, loop: str) -> str:
     """A loop's median and, after several rounds, its range: ``85.1 (83-86)``."""
     blocks = [one[loop] for one in row["rounds"]]
@@ -285,12 +300,15 @@ def ratio(row: dict, name: str, digits: int) -> str:
 
 def show(rows: list[dict], args: argparse.Namespace, device: torch.device, info: dict) -> None:
     headers = ["arch", "input", "batch", "precision", *(f"{loop} ex/s" for loop in LOOPS), "convzoo/baseline",
-               "convzoo/bare", "run fixed s"]
+               "convzoo/bare", "GFLOP/ex", "convzoo MFU", "run fixed s"]
     table = [[r["arch"], r["input_size"], r["batch_size"], r["precision"], *(spread(r, loop) for loop in LOOPS),
-              ratio(r, "convzoo_over_baseline", 2), ratio(r, "convzoo_over_bare", 3),
-              f"{r['convzoo_fixed_seconds']:.1f}"] for r in rows]
+              ratio(r, "convzoo_over_baseline", 2), ratio(r, "convzoo_over_bare", 3), gigaflops(r["flops_per_example"]),
+              percent(r["convzoo_mfu"]), f"{r['convzoo_fixed_seconds']:.1f}"] for r in rows]
     report.show(f"Training throughput, seed recipes on {device}: median (range) of {args.repeats} rounds of one "
                 f"{args.steps}-step block per loop", headers, table, info)
+    peaks = sorted({(r["precision"], r["peak_flops_per_sec"], r["isa"]) for r in rows})
+    print("MFU: the network's FLOPs per training example x examples/sec, over this machine's measured peak: "
+          + "; ".join(f"{precision} {flops / 1e9:.0f} GFLOP/s ({isa})" for precision, flops, isa in peaks))
     if args.compile:
         compiled = [[r["arch"], spread(r, "bare"), spread(r, "compiled"), f"{r['compiled'] / r['bare']:.2f}",
                      f"{r['compile_seconds']:.0f}", f"{r['compile_net_seconds_saved_in_seed_run']:.0f}"] for r in rows]

@@ -200,6 +200,17 @@ def build_wheel(root: Path, dist_name: str, module: str, source: str) -> Path:
     return next(out.glob(f"{dist_name.replace('-', '_')}-*.whl"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def measured_peaks():
+    """This machine's peak FLOP/s measured (or read from its cache) before any run, as a user's first run would:
+    otherwise only a fresh machine's first run prints the line that says it measures."""
+    import torch
+
+    from convzoo.peak import peak
+
+    return [peak(torch.device("cpu"), precision) for precision in ("fp32", "bf16")]
+
+
 @pytest.fixture(scope="session")
 def plugin_wheels(tmp_path_factory) -> dict[str, Path]:
     """Real wheels of the test plugins, by distribution name."""

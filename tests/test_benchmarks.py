@@ -33,6 +33,11 @@ def test_train_throughput_measures_three_loops_and_their_ratios(tmp_path):
         assert row[name] == pytest.approx(sum(ratios) / 2)  # the median of two rounds
         assert row[f"{name}_range"] == pytest.approx(ratios)
     assert row["convzoo_fixed_seconds"] > 0
+    assert row["flops_per_example"] == pytest.approx(0.72e9, rel=0.01)  # VGG/8 at 224
+    for loop in ("baseline", "bare", "convzoo"):
+        assert row[f"{loop}_mfu"] == pytest.approx(row["flops_per_example"] * row[loop] / row["peak_flops_per_sec"])
+    assert row["isa"] == report["machine"]["onednn_isa"]
+    assert f"{row['convzoo_mfu']:.0%}" in done.stdout and "convzoo MFU" in done.stdout
     assert set(report["targets_met"]) == {"convzoo_over_baseline", "convzoo_over_bare"}
     assert report["machine"]["torch"] and report["machine"]["cpu_count"] >= 1
     assert "convzoo/baseline" in done.stdout and "targets:" in done.stdout
@@ -103,12 +108,28 @@ def test_data_parallel_compares_one_process_with_two_and_times_the_all_reduce(tm
     assert "1 process x" in done.stdout and "DDP step ms with / without sync" in done.stdout
 
 
+def test_step_profile_lists_where_a_step_goes_and_its_mfu(tmp_path):
+    out = tmp_path / "profile.json"
+    done = bench("step_profile.py", "--arch", "vgg", "--recipe", "quick", "--steps", "1", "--warmup", "1", "--top",
+                 "3", "--json", str(out))
+    assert done.returncode == 0, done.stderr + done.stdout
+    [row] = json.loads(out.read_text())["results"]
+    assert (row["arch"], row["input_size"], row["batch_size"]) == ("vgg", 112, 64)  # the quick recipe
+    assert row["examples_per_sec"] == pytest.approx(64 / row["step_seconds"])
+    assert 0 < row["mfu"] < 1.5
+    shares = [top["share"] for top in row["top"]]
+    assert len(shares) == 3 and shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1
+    assert "convolution" in row["top"][0]["op"]
+    assert f"MFU {row['mfu']:.0%}" in done.stdout and "SHARE OF STEP" in done.stdout
+
+
 @pytest.mark.parametrize("script, args, message", [
     ("train_throughput.py", ["--steps", "0"], "--steps must be at least 1, got 0"),
     ("train_throughput.py", ["--arch", "googlnet"], "unknown architecture 'googlnet' (did you mean 'googlenet'?)"),
     ("inference.py", ["--repeats", "-1"], "--repeats must be at least 1, got -1"),
     ("checkpoint_cost.py", ["--every", "0"], "--every must be at least 1, got 0"),
     ("sweep_throughput.py", ["--trials", "0"], "--trials must be at least 1, got 0"),
+    ("step_profile.py", ["--top", "0"], "--top must be at least 1, got 0"),
     ("data_parallel.py", ["--nproc", "1"], "--nproc must be at least 2 (it is compared with 1 process), got 1"),
 ])
 def test_bad_arguments_are_one_line_errors(script, args, message, tmp_path):

@@ -14,11 +14,14 @@ from convzoo import __version__
 from convzoo.cli_options import DEFAULT_DATASET, dashed, echo_now, parse_options
 from convzoo.cli_studies import compare, sweep
 from convzoo.cli_training import resume, train
+from convzoo.config import DEVICES
 from convzoo.errors import ConvzooError
 from convzoo.plugins import get_registry
 from convzoo.scaffold import KINDS as PLUGIN_KINDS
 from convzoo.scaffold import new_plugin as write_plugin
 from convzoo.tables import format_table
+
+MEASURED_PRECISIONS = ("fp32", "bf16")
 
 
 class ConvzooGroup(click.Group):
@@ -121,6 +124,25 @@ def summary(arch: str, resize: int | None, options: tuple[str, ...], dataset: st
     rows = [[block.name, "(" + ", ".join(map(str, block.output_shape)) + ")", f"{block.params:,}"] for block in blocks]
     click.echo(format_table(["BLOCK", "OUTPUT SHAPE", "PARAMS"], rows))
     click.echo(f"total params: {count_params(model):,}")
+
+
+@cli.command("peak")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="Device to measure.")
+@click.option("--precision", "precisions", multiple=True, type=click.Choice(MEASURED_PRECISIONS),
+              help="Precision to measure; repeatable (default: both).")
+@click.option("--remeasure", is_flag=True, help="Measure again instead of reading the cache (on an idle machine).")
+def peak_command(device: str, precisions: tuple[str, ...], remeasure: bool) -> None:
+    """This machine's measured peak FLOP/s per precision: what a run's MFU divides by."""
+    from convzoo.devices import resolve_device, resolve_precision
+    from convzoo.peak import cache_dir, peak
+
+    where = resolve_device(device)
+    peaks = [peak(where, precision, remeasure=remeasure, on_measure=echo_now)
+             for precision in precisions or MEASURED_PRECISIONS]
+    rows = [[p.device, p.precision, f"{p.flops_per_sec / 1e9:.1f}", p.kernel] for p in peaks]
+    click.echo(format_table(["DEVICE", "PRECISION", "PEAK GFLOP/S", "BEST KERNEL"], rows))
+    click.echo(f"{'oneDNN ISA' if where.type == 'cpu' else 'GPU'}: {peaks[0].isa}; precision auto trains in "
+               f"{resolve_precision('auto', where)}; cached in {cache_dir()}")
 
 
 @cli.command()

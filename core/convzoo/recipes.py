@@ -30,6 +30,9 @@ class Recipe:
     schedule: str = field(default="none", metadata=_help(f"Learning-rate schedule: {' or '.join(SCHEDULES)}."))
     augment: bool = field(default=False, metadata=_help(
         "Random flip, resized crop and brightness/contrast jitter (true/false)."))
+    target_acc: float | None = field(default=None, metadata=_help(
+        "Test accuracy to reach: the run logs time_to_target, the seconds of training and evaluation until test_acc "
+        "first reached it."))
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -43,6 +46,8 @@ class Recipe:
             raise ConvzooError(f"lr must be a positive number, got {self.lr!r}")
         if not 0 <= self.momentum < 1 or self.weight_decay < 0:
             raise ConvzooError(f"momentum must be in [0, 1) and weight_decay >= 0, got {self.momentum!r}, {self.weight_decay!r}")
+        if self.target_acc is not None and not 0 < self.target_acc <= 1:
+            raise ConvzooError(f"target_acc must be in (0, 1], got {self.target_acc!r}")
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
 

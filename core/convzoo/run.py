@@ -28,8 +28,9 @@ from convzoo.pipeline import BatchLoader, model_input
 from convzoo.plugins import get_plugin_manager
 from convzoo.registry import Architecture, Dataset, resolve
 from convzoo.store import check_tracking_store
-from convzoo.summary import count_params, flops_per_example
+from convzoo.summary import count_params
 from convzoo.trainer import EpochMetrics, StopTraining, Trainer
+from convzoo.utilization import run_utilization
 from convzoo.vocabulary import CHECKPOINTS_DIR, EPOCHS_TAG, PLUGIN_ERRORS_TAG
 
 
@@ -83,16 +84,6 @@ def make_loaders(config: TrainConfig, splits: ImageSplits, device: torch.device,
                    limit_batches=config.limit_train_batches)
     test = loader(splits.test_images, splits.test_labels, shuffle=False, limit_batches=config.limit_eval_batches)
     return train, test
-
-
-def counted_flops(arch: Architecture, dataset: Dataset, config: TrainConfig) -> int | None:
-    """FLOPs per training example, or None for a network that does not run on the meta device (a counter must not
-    stop a run: if the network cannot run at all, its first step says why, with the run's hooks called)."""
-    try:
-        return flops_per_example(arch, dataset.in_channels, dataset.num_classes, config.hyper.resize,
-                                 **config.hyper.options)
-    except Exception:
-        return None
 
 
 def local_checkpoint(checkpoint_dir: str | None, run_id: str) -> Path:
@@ -163,19 +154,22 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
 
         hooks = PluginHooks(pm, RunContext(config.arch, config.dataset, config.to_params(), str(device), run_id),
                             on_failure=lambda failures: tag(PLUGIN_ERRORS_TAG, "; ".join(failures)))
+        utilization = run_utilization(arch, dataset, config.hyper.resize, config.hyper.options, device, precision,
+                                      world.size, echo)
+        epoch_log = tracking.EpochLog(utilization, config.hyper.target_acc)
         path = local_checkpoint(config.checkpoint_dir, run_id)
         meta = {"run_id": run_id, "config": config.to_dict(), "device": device.type, "precision": precision,
                 "host": socket.gethostname(), "pid": os.getpid(), "world_size": world.size}
         trainer = Trainer(model, train_loader, test_loader, config.hyper, precision, world=world, callbacks=[
             checkpoint.Checkpointer(path, config.checkpoint_every, meta, upload=lambda saved: outbox.put(
                 "checkpoint", lambda client: client.log_artifact(run_id, str(saved), CHECKPOINTS_DIR))),
-            tracking.MetricsLogger(outbox, run_id), ConsoleOutput(echo),
+            tracking.MetricsLogger(outbox, run_id, epoch_log), ConsoleOutput(echo, epoch_log),
             tracking.StuckAtChance(arch.name, dataset.num_classes, tag, echo), hooks, *callbacks])
         if resume:
             trainer.load_state_dict(resume.state["trainer"])
-            tracking.log_missing_epochs(run_id, trainer.state.history)
-            # the epochs and world_size params keep their first values
-            mlflow.set_tags({EPOCHS_TAG: str(config.hyper.epochs), **tracking.world_tags(world)})
+            tracking.log_missing_epochs(run_id, trainer.state.history, epoch_log)
+            # the epochs and world_size params keep their first values; the peak is this machine's
+            mlflow.set_tags({EPOCHS_TAG: str(config.hyper.epochs), **tracking.world_tags(world), **utilization.tags()})
             echo(f"resuming run {run_id} from {resume.path}: epoch {trainer.state.epoch}, "
                  f"step {trainer.state.step}/{len(train_loader)}")
             saved_size = resume.state.get("world_size", 1)
@@ -184,8 +178,7 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
                      f"stays {config.hyper.batch_size}, but the rest of the run is not bit-exact (sums in another "
                      f"order, other dropout streams)")
         else:
-            tracking.log_setup(config, arch, splits, str(device), precision, count_params(model),
-                               counted_flops(arch, dataset, config), world)
+            tracking.log_setup(config, arch, splits, str(device), precision, count_params(model), utilization, world)
         try:
             with tracking.Heartbeat(outbox, run_id, tracking.heartbeat_seconds()):
                 trainer.fit()

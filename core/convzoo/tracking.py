@@ -28,8 +28,9 @@ from convzoo.errors import ConvzooError
 from convzoo.outbox import Outbox
 from convzoo.registry import Architecture, Dataset
 from convzoo.store import refusals_as_errors, set_experiment
-from convzoo.trainer import EpochMetrics, StopTraining, is_stuck_at_chance
-from convzoo.vocabulary import (ARCH_TAG, BACKEND_TAG, CONFIG_FILE, DATASET_TAG, DEVICE_TAG, FLOPS_TAG, HEARTBEAT_TAG,
+from convzoo.trainer import EpochMetrics, StopTraining, is_stuck_at_chance, time_to_target
+from convzoo.utilization import Utilization
+from convzoo.vocabulary import (ARCH_TAG, BACKEND_TAG, CONFIG_FILE, DATASET_TAG, DEVICE_TAG, HEARTBEAT_TAG,
                                 NOTE_TAG, NUM_PARAMS_TAG, PARITY_TAG, PLOTS_DIR, PLUGIN_TAG, PLUGIN_VERSION_TAG,
                                 PRECISION_TAG, PYTORCH_MODEL, RECIPE_TAG, RESUMED_TAG, STUCK_TAG, VERSION_TAG,
                                 WORLD_SIZE_TAG)
@@ -119,14 +120,14 @@ def world_tags(world: World) -> dict[str, str]:
 
 
 def log_setup(config: TrainConfig, arch: Architecture, splits: ImageSplits, device: str, precision: str,
-              num_params: int, flops_per_example: int | None, world: World = SINGLE) -> None:
+              num_params: int, utilization: Utilization, world: World = SINGLE) -> None:
     """Params, tags, the data set input and ``config.json``: what a run is, before it trains."""
     from convzoo import __version__
 
     log_new_params({**config.to_params(), "world_size": world.size,
                     "per_rank_batch_size": config.hyper.batch_size // world.size, "backend": world.backend})
     mlflow.set_tags({**world_tags(world),
-        NUM_PARAMS_TAG: str(num_params), **({} if flops_per_example is None else {FLOPS_TAG: str(flops_per_example)}),
+        NUM_PARAMS_TAG: str(num_params), **utilization.tags(),
         ARCH_TAG: arch.name, PLUGIN_TAG: arch.plugin, PLUGIN_VERSION_TAG: arch.plugin_version,
         VERSION_TAG: __version__, DEVICE_TAG: device, PRECISION_TAG: precision,
         RECIPE_TAG: config.recipe_resolved, DATASET_TAG: config.dataset,
@@ -136,16 +137,28 @@ def log_setup(config: TrainConfig, arch: Architecture, splits: ImageSplits, devi
     mlflow.log_dict(json.loads(json.dumps(effective, default=str)), CONFIG_FILE)
 
 
-def log_epoch(metrics: EpochMetrics) -> None:
-    mlflow.log_metrics(metrics.as_dict(), step=metrics.epoch)
+@dataclasses.dataclass(frozen=True)
+class EpochLog:
+    """What a run logs for an epoch: ``train_ch5``'s figures and throughput, utilization where the FLOPs are known,
+    and ``time_to_target`` at the epoch whose test accuracy first reached ``target_acc``."""
+
+    utilization: Utilization
+    target_acc: float | None = None
+
+    def metrics(self, metrics: EpochMetrics, history: list[EpochMetrics]) -> dict[str, float]:
+        logged = {**metrics.as_dict(), **self.utilization.metrics(metrics)}
+        reached = time_to_target(history, self.target_acc)
+        if reached and reached[0] == metrics.epoch:
+            logged["time_to_target"] = reached[1]
+        return logged
 
 
-def log_missing_epochs(run_id: str, history: list[EpochMetrics]) -> None:
+def log_missing_epochs(run_id: str, history: list[EpochMetrics], epoch_log: EpochLog) -> None:
     """Log the epochs a checkpoint has that the run's metrics lack (the process died between the two)."""
     logged = {metric.step for metric in mlflow.MlflowClient().get_metric_history(run_id, "train_loss")}
     for metrics in history:
         if metrics.epoch not in logged:
-            log_epoch(metrics)
+            mlflow.log_metrics(epoch_log.metrics(metrics, history), step=metrics.epoch)
 
 
 def heartbeat_seconds() -> float:
@@ -183,12 +196,13 @@ class Heartbeat:
 class MetricsLogger(Callback):
     """Queues each epoch's metrics at step = epoch."""
 
-    def __init__(self, outbox: Outbox, run_id: str) -> None:
-        self.outbox, self.run_id = outbox, run_id
+    def __init__(self, outbox: Outbox, run_id: str, epoch_log: EpochLog) -> None:
+        self.outbox, self.run_id, self.epoch_log = outbox, run_id, epoch_log
 
     def on_epoch_end(self, trainer, metrics: EpochMetrics) -> None:
         now = int(time.time() * 1000)
-        batch = [Metric(key, value, now, metrics.epoch) for key, value in metrics.as_dict().items()]
+        batch = [Metric(key, value, now, metrics.epoch)
+                 for key, value in self.epoch_log.metrics(metrics, trainer.state.history).items()]
         self.outbox.put(None, lambda client: client.log_batch(self.run_id, metrics=batch))
 
 

@@ -116,6 +116,17 @@ def is_stuck_at_chance(metrics: EpochMetrics, num_classes: int) -> bool:
             and metrics.train_acc < 1.5 / num_classes)
 
 
+def time_to_target(history: list[EpochMetrics], target: float | None) -> tuple[int, float] | None:
+    """The first epoch whose test accuracy reached ``target``, and the seconds of training and evaluation until its
+    end (None if none did, or no target)."""
+    seconds = 0.0
+    for metrics in history if target is not None else ():
+        seconds += metrics.epoch_time
+        if metrics.test_acc >= target:
+            return metrics.epoch, seconds
+    return None
+
+
 def rng_state() -> dict[str, Any]:
     """Every global random generator a run may draw from (dropout uses torch's)."""
     import numpy
