@@ -4,7 +4,7 @@ import torch
 import torchvision.transforms.functional as TF
 
 from convzoo.fashion_mnist import load
-from convzoo.pipeline import BatchLoader, augment, model_input, resize
+from convzoo.pipeline import BatchLoader, augment, flip_and_shift, model_input, resize
 
 
 @pytest.fixture(scope="module")
@@ -58,16 +58,30 @@ def test_augmentation_is_deterministic_changes_images_and_stays_in_range(splits)
     assert (first - resize(images, 40)).abs().mean() > 0.02
 
 
+def test_flip_and_shift_mirrors_some_images_and_moves_each_by_at_most_two_pixels():
+    images = torch.zeros(64, 1, 28, 28)
+    images[:, :, :, 5] = 1.0  # one bright column, 5 pixels from the left edge
+    moved = flip_and_shift(images, 28, torch.Generator().manual_seed(0))
+    columns = moved[:, 0].sum(dim=1).argmax(dim=1)  # where each image's column went
+    mirrored = columns >= 14
+    assert 10 < mirrored.sum() < 54  # about half flipped
+    assert ((columns[~mirrored] - 5).abs() <= 2).all() and ((columns[mirrored] - 22).abs() <= 2).all()
+    assert len(set(columns.tolist())) > 4  # shifted by different amounts
+    assert moved.shape == (64, 1, 28, 28)
+    assert torch.equal(moved, flip_and_shift(images, 28, torch.Generator().manual_seed(0)))
+
+
 def test_channels_last_batches(splits):
     images, _ = next(iter(loader(splits, channels_last=True)))
     assert images.is_contiguous(memory_format=torch.channels_last)
 
 
-def test_ranks_split_every_global_batch_and_together_see_what_one_process_sees(splits):
+@pytest.mark.parametrize("augmentation", [{"augment": True}, {"flip_shift": True}])
+def test_ranks_split_every_global_batch_and_together_see_what_one_process_sees(splits, augmentation):
     from convzoo.distributed import World
 
-    one = [(images, labels) for images, labels in loader(splits, augment=True)]
-    ranks = [[(images, labels) for images, labels in loader(splits, augment=True, world=World(rank, 3))]
+    one = [(images, labels) for images, labels in loader(splits, **augmentation)]
+    ranks = [[(images, labels) for images, labels in loader(splits, **augmentation, world=World(rank, 3))]
              for rank in range(3)]
     for step, (images, labels) in enumerate(one):
         parts = [rank[step] for rank in ranks]

@@ -250,3 +250,40 @@ def test_same_seed_same_config_gives_identical_metrics(tracking_store):
     for metric in ("train_loss", "train_acc", "test_acc"):
         first, second = ([m.value for m in client.get_metric_history(r.run_id, metric)] for r in runs)
         assert first == second
+
+
+def test_onecycle_warms_up_to_the_recipe_lr_then_anneals_and_stretches_on_resume():
+    from convzoo.recipes import Recipe
+    from convzoo.trainer import make_optimizer, make_scheduler, stretch_schedule
+
+    hyper = Recipe(epochs=1, batch_size=1, lr=0.01, schedule="onecycle")
+
+    def stepped(scheduler, optimizer, steps):
+        rates = []
+        for _ in range(steps):
+            optimizer.step()
+            scheduler.step()
+            rates.append(optimizer.param_groups[0]["lr"])
+        return rates
+
+    optimizer = make_optimizer(torch.nn.Linear(2, 2), hyper)
+    rates = stepped(make_scheduler(optimizer, hyper, 100), optimizer, 100)
+    assert max(rates) == pytest.approx(0.01) and 25 <= rates.index(max(rates)) <= 30  # 30 % warm-up
+    assert rates[0] < 0.001 and rates[-1] < 1e-5  # annealed to a thousandth of lr
+    optimizer = make_optimizer(torch.nn.Linear(2, 2), hyper)
+    scheduler = make_scheduler(optimizer, hyper, 50)
+    first = stepped(scheduler, optimizer, 40)
+    stretch_schedule(scheduler, 100)  # --epochs raised on resume: 60 more steps, annealing to the new end
+    rest = stepped(scheduler, optimizer, 60)
+    assert max(first) == pytest.approx(0.01)  # the warm-up is kept
+    assert rest[:-1] == sorted(rest[:-1], reverse=True) and rest[-1] < 1e-5 < rest[0]  # annealing, over the longer run
+
+
+def test_label_smoothing_reaches_the_loss(tracking_store):
+    losses = {}
+    for smoothing in (0.0, 0.4):
+        config, arch, dataset = short_config("vgg", resize=32, label_smoothing=smoothing)
+        losses[smoothing] = train(config, arch, dataset, echo=lambda line: None).history[0].train_loss
+    # the same seed and batches: only the loss differs; smoothed, a confident wrong guess costs less, a right one more
+    assert losses[0.0] != losses[0.4]
+    assert mlflow.search_runs(search_all_experiments=True)["params.label_smoothing"].tolist() == ["0.4", "0.0"]

@@ -1,7 +1,8 @@
 """Batches of uint8 images resized and scaled on the training device: the seed's ``Resize`` + ``ToTensor``, batched.
 
 Optional augmentation (the seed's flip, crop and colour changes): one random affine resample per image does the
-horizontal flip and the random resized crop together, then brightness and contrast are jittered.
+horizontal flip and the random resized crop together, then brightness and contrast are jittered. The lighter
+``flip_shift`` resamples each image flipped or not and shifted by a few pixels.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from convzoo.distributed import SINGLE, World
 
 CROP_AREA = (0.64, 1.0)
 JITTER = 0.2
+SHIFT = 1 / 14  # of the image's width and height: 2 of Fashion-MNIST's 28 pixels
 
 
 class BatchLoader:
@@ -21,13 +23,14 @@ class BatchLoader:
     processes, this rank's rows of each ``batch_size`` global batch."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, size: int, device: torch.device,
-                 *, shuffle: bool, augment: bool = False, seed: int = 0, limit_batches: int = 0,
+                 *, shuffle: bool, augment: bool = False, flip_shift: bool = False, seed: int = 0,
+                 limit_batches: int = 0,
                  channels_last: bool = False, world: World = SINGLE) -> None:
         # on a GPU the whole uint8 data set lives on the device, so the pipeline never waits on the host
         self.images = images.to(device) if device.type == "cuda" else images
         self.labels = labels.to(device) if device.type == "cuda" else labels
         self.batch_size, self.size, self.device = batch_size, size, device
-        self.shuffle, self.augment, self.seed, self.world = shuffle, augment, seed, world
+        self.shuffle, self.augment, self.flip_shift, self.seed, self.world = shuffle, augment, flip_shift, seed, world
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         batches = math.ceil(len(images) / batch_size)
         self.num_batches = min(batches, limit_batches) if limit_batches else batches
@@ -86,6 +89,8 @@ class EpochBatches:
             labels = loader.labels[index].to(loader.device, non_blocking=True)
             if loader.augment:
                 images = augment(images, loader.size, self.generator, mine, self.rows)
+            elif loader.flip_shift:
+                images = flip_and_shift(images, loader.size, self.generator, mine, self.rows)
             else:
                 images = resize(images, loader.size)
             self.position += 1
@@ -105,24 +110,47 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
                          antialias=size < images.shape[-1])
 
 
+def uniform_draws(generator: torch.Generator, total: int, rows: slice | None, device: torch.device):
+    """``uniform(low, high)``: one number per image of a ``total``-image batch, of which these are ``rows``: each
+    image gets the numbers it would get in the whole batch, whichever rank holds it."""
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return torch.rand(total, generator=generator, device=device)[rows or slice(None)] * (high - low) + low
+
+    return uniform
+
+
+def resample(images: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tensor:
+    """Each image through its own affine map ``theta`` (N x 2 x 3) onto a ``size`` x ``size`` grid."""
+    grid = F.affine_grid(theta, [images.shape[0], images.shape[1], size, size], align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def augment(images: torch.Tensor, size: int, generator: torch.Generator, rows: slice | None = None,
             total: int | None = None) -> torch.Tensor:
     """Random horizontal flip, random resized crop and brightness/contrast jitter, per image. ``images`` may be
-    ``rows`` of a batch of ``total``: each image then gets the numbers it would get in the whole batch."""
+    ``rows`` of a batch of ``total``."""
     n = images.shape[0]
-    total, rows = total or n, rows or slice(None)
-
-    def uniform(low: float, high: float) -> torch.Tensor:
-        return torch.rand(total, generator=generator, device=images.device)[rows] * (high - low) + low
-
+    uniform = uniform_draws(generator, total or n, rows, images.device)
     scale = uniform(*CROP_AREA).sqrt()
     flip = torch.where(uniform(0, 1) < 0.5, -1.0, 1.0)
     theta = torch.zeros(n, 2, 3, device=images.device)
     theta[:, 0, 0], theta[:, 1, 1] = scale * flip, scale
     theta[:, 0, 2], theta[:, 1, 2] = uniform(-1, 1) * (1 - scale), uniform(-1, 1) * (1 - scale)
-    grid = F.affine_grid(theta, [n, images.shape[1], size, size], align_corners=False)
-    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    out = resample(images, theta, size)
     brightness = uniform(1 - JITTER, 1 + JITTER).view(n, 1, 1, 1)
     contrast = uniform(1 - JITTER, 1 + JITTER).view(n, 1, 1, 1)
     mean = out.mean((1, 2, 3), keepdim=True)
     return ((out - mean) * contrast + mean).mul_(brightness).clamp_(0, 1)
+
+
+def flip_and_shift(images: torch.Tensor, size: int, generator: torch.Generator, rows: slice | None = None,
+                   total: int | None = None) -> torch.Tensor:
+    """Random horizontal flip and a shift of up to ``SHIFT`` of the image each way, per image, resampled to
+    ``size``. ``images`` may be ``rows`` of a batch of ``total``."""
+    n = images.shape[0]
+    uniform = uniform_draws(generator, total or n, rows, images.device)
+    theta = torch.zeros(n, 2, 3, device=images.device)
+    theta[:, 0, 0], theta[:, 1, 1] = torch.where(uniform(0, 1) < 0.5, -1.0, 1.0), 1.0
+    # affine_grid's coordinates run from -1 to 1: a shift of SHIFT of the image is 2 * SHIFT there
+    theta[:, 0, 2], theta[:, 1, 2] = uniform(-2 * SHIFT, 2 * SHIFT), uniform(-2 * SHIFT, 2 * SHIFT)
+    return resample(images, theta, size)

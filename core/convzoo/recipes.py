@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from convzoo.errors import ConvzooError
 
 OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("none", "cosine")
+SCHEDULES = ("none", "cosine", "onecycle")
 
 
 def _help(text: str) -> dict[str, str]:
@@ -27,9 +27,14 @@ class Recipe:
     optimizer: str = field(default="adam", metadata=_help(f"{' or '.join(OPTIMIZERS)}."))
     momentum: float = field(default=0.9, metadata=_help("SGD momentum."))
     weight_decay: float = field(default=0.0, metadata=_help("Weight decay."))
-    schedule: str = field(default="none", metadata=_help(f"Learning-rate schedule: {' or '.join(SCHEDULES)}."))
+    schedule: str = field(default="none", metadata=_help(
+        f"Learning-rate schedule: {', '.join(SCHEDULES)} (per step; onecycle warms up to lr over the first 30 %, "
+        f"then anneals)."))
     augment: bool = field(default=False, metadata=_help(
         "Random flip, resized crop and brightness/contrast jitter (true/false)."))
+    flip_shift: bool = field(default=False, metadata=_help(
+        "Random horizontal flip and a shift of up to 1/14 of the image per image, a lighter augmentation (true/false)."))
+    label_smoothing: float = field(default=0.0, metadata=_help("Label smoothing of the cross-entropy loss, in [0, 1)."))
     target_acc: float | None = field(default=None, metadata=_help(
         "Test accuracy to reach: the run logs time_to_target, the seconds of training and evaluation until test_acc "
         "first reached it."))
@@ -46,6 +51,8 @@ class Recipe:
             raise ConvzooError(f"lr must be a positive number, got {self.lr!r}")
         if not 0 <= self.momentum < 1 or self.weight_decay < 0:
             raise ConvzooError(f"momentum must be in [0, 1) and weight_decay >= 0, got {self.momentum!r}, {self.weight_decay!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConvzooError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if self.target_acc is not None and not 0 < self.target_acc <= 1:
             raise ConvzooError(f"target_acc must be in (0, 1], got {self.target_acc!r}")
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)

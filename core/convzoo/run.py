@@ -81,7 +81,7 @@ def make_loaders(config: TrainConfig, splits: ImageSplits, device: torch.device,
     loader = functools.partial(BatchLoader, batch_size=config.hyper.batch_size, size=config.hyper.resize, device=device,
                                seed=config.seed, channels_last=config.channels_last, world=world)
     train = loader(splits.train_images, splits.train_labels, shuffle=True, augment=config.hyper.augment,
-                   limit_batches=config.limit_train_batches)
+                   flip_shift=config.hyper.flip_shift, limit_batches=config.limit_train_batches)
     test = loader(splits.test_images, splits.test_labels, shuffle=False, limit_batches=config.limit_eval_batches)
     return train, test
 

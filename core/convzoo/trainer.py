@@ -101,10 +101,23 @@ def make_optimizer(model: nn.Module, hyper: Recipe) -> torch.optim.Optimizer:
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, hyper: Recipe, steps: int):
-    """Per-step cosine decay to zero over the run, or a constant rate."""
+    """Per step over the run's ``steps``: cosine decay to zero, one cycle (warm-up to ``lr``, then cosine annealing,
+    as ``torch.optim.lr_scheduler.OneCycleLR``), or a constant rate (None)."""
     if hyper.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    if hyper.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hyper.lr, total_steps=steps)
     return None
+
+
+def stretch_schedule(scheduler, steps: int) -> None:
+    """Make a loaded schedule end after ``steps`` (a resumed run may have been given more epochs); one cycle keeps
+    its warm-up and anneals over the longer run."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
+        scheduler.total_steps = steps
+        scheduler._schedule_phases[-1]["end_step"] = steps - 1  # OneCycleLR fixes its phases when it is made
+    else:
+        scheduler.T_max = steps
 
 
 MIN_STEPS_FOR_VERDICT = 100
@@ -203,7 +216,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler:
             self.scheduler.load_state_dict(state["scheduler"])
-            self.scheduler.T_max = self.hyper.epochs * len(self.train_loader)  # --epochs may have been raised
+            stretch_schedule(self.scheduler, self.hyper.epochs * len(self.train_loader))
         self.state = LoopState.from_dict(state["loop"], self.device)
         set_rng_state(state["rng"])
         if self.world.distributed:
@@ -265,10 +278,11 @@ class Trainer:
     def _loss(self, output: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The loss to differentiate and its sum over the batch. Under several processes the local sum is scaled so
         that DDP's average over ranks is the global batch's mean, also for a short last batch."""
+        smoothing = self.hyper.label_smoothing
         if not self.world.distributed:
-            loss = F.cross_entropy(output, labels)
+            loss = F.cross_entropy(output, labels, label_smoothing=smoothing)
             return loss, loss.detach() * len(labels)
-        total = F.cross_entropy(output, labels, reduction="sum")
+        total = F.cross_entropy(output, labels, reduction="sum", label_smoothing=smoothing)
         return total * (self.world.size / self.batches.rows), total.detach()
 
     def _end_epoch(self) -> None:
