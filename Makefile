@@ -3,7 +3,7 @@
 #   make test   installs into ./.venv and runs the test suite (what CI runs)
 # make test-fast: unit tests and the command line's error paths, under a minute (leaves out tests marked slow)
 # Benchmarks: make bench-train, make bench-inference, make bench-startup, make bench-checkpoint, make bench-sweep,
-#   make bench-dp, make bench-profile
+#   make bench-dp, make bench-profile, make bench-accuracy
 # (see README); make server starts a team tracking server
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,7 +15,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 ARCH ?= alexnet
 
-.PHONY: install data postgres browser run test test-fast ui server bench-train bench-inference bench-startup bench-checkpoint bench-sweep bench-dp bench-profile clean
+.PHONY: install data postgres browser run test test-fast ui server bench-train bench-inference bench-startup bench-checkpoint bench-sweep bench-dp bench-profile bench-accuracy clean
 
 install: $(STAMP)
 
@@ -79,6 +79,9 @@ bench-dp: install data
 
 bench-profile: install data
 	$(BIN)/python benchmarks/step_profile.py $(BENCH_ARGS)
+
+bench-accuracy: install data
+	$(BIN)/python benchmarks/time_to_accuracy.py $(BENCH_ARGS)
 
 bench-startup: install
 	$(BIN)/python benchmarks/startup.py $(BENCH_ARGS)

@@ -40,7 +40,7 @@ def test_train_returns_the_run_history_and_model_and_tracks_like_the_cli(trackin
     ({"lr": -1.0}, "lr must be a positive number, got -1.0"),
     ({"target_acc": 1.5}, "target_acc must be in (0, 1], got 1.5"),
     ({"precision": "fp16"}, "unknown precision 'fp16'; choose one of: auto, fp32, bf16"),
-    ({"recipe": "fastest"}, "unknown recipe 'fastest' for vgg; choose one of: auto, seed, quick"),
+    ({"recipe": "fastest"}, "unknown recipe 'fastest' for vgg; choose one of: auto, seed, quick, fast"),
 ])
 def test_bad_settings_are_the_cli_s_one_line_errors_and_make_no_run(tracking_store, settings, message):
     with pytest.raises(ConvzooError) as error:

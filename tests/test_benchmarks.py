@@ -123,6 +123,24 @@ def test_step_profile_lists_where_a_step_goes_and_its_mfu(tmp_path):
     assert f"MFU {row['mfu']:.0%}" in done.stdout and "SHARE OF STEP" in done.stdout
 
 
+def test_time_to_accuracy_trains_the_fast_recipe_per_seed_against_its_target(tmp_path):
+    out = tmp_path / "tta.json"
+    done = bench("time_to_accuracy.py", "--arch", "alexnet", "--seeds", "2", "--first-seed", "4",
+                 "--limit-batches", "2", "--json", str(out))
+    assert done.returncode == 0, done.stderr + done.stdout
+    report = json.loads(out.read_text())
+    assert report["targets"] == {"alexnet": 0.902}  # the origin repo's 5-epoch GPU test accuracy
+    runs = report["results"]
+    assert [(run["arch"], run["seed"]) for run in runs] == [("alexnet", 4), ("alexnet", 5)]
+    for run in runs:
+        assert 0 < run["test_acc"] < 0.902 and run["time_to_target"] is None  # 2 batches an epoch reach no target
+        assert 0 < run["train_eval_seconds"] < run["wall_seconds"]
+        assert run["parity"] == "passed"
+    assert runs[0]["run_id"] != runs[1]["run_id"]
+    mean = sum(run["test_acc"] for run in runs) / 2
+    assert f"{mean:.4f}" in done.stdout and "0/2" in done.stdout
+
+
 @pytest.mark.parametrize("script, args, message", [
     ("train_throughput.py", ["--steps", "0"], "--steps must be at least 1, got 0"),
     ("train_throughput.py", ["--arch", "googlnet"], "unknown architecture 'googlnet' (did you mean 'googlenet'?)"),
@@ -131,6 +149,10 @@ def test_step_profile_lists_where_a_step_goes_and_its_mfu(tmp_path):
     ("sweep_throughput.py", ["--trials", "0"], "--trials must be at least 1, got 0"),
     ("step_profile.py", ["--top", "0"], "--top must be at least 1, got 0"),
     ("data_parallel.py", ["--nproc", "1"], "--nproc must be at least 2 (it is compared with 1 process), got 1"),
+    ("time_to_accuracy.py", ["--seeds", "0"], "--seeds must be at least 1, got 0"),
+    ("time_to_accuracy.py", ["--recipe", "fastest"], "no seed architecture has a recipe 'fastest'"),
+    ("time_to_accuracy.py", ["--recipe", "quick"],
+     "recipe 'quick' of alexnet has no target_acc to measure the time to"),
 ])
 def test_bad_arguments_are_one_line_errors(script, args, message, tmp_path):
     out = tmp_path / "never.json"

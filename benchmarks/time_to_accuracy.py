@@ -1,0 +1,129 @@
+"""Time to accuracy: each architecture's `fast` recipe trained whole, over several seeds, against its target accuracy.
+
+    python benchmarks/time_to_accuracy.py                          # the four seed architectures, seeds 0, 1, 2
+    python benchmarks/time_to_accuracy.py --arch vgg --seeds 2 --first-seed 1   # seeds 1 and 2
+    python benchmarks/time_to_accuracy.py --arch vgg --seeds 1 --limit-batches 5   # a smoke test, not a figure
+
+Every run is a real ``convzoo train ARCH --recipe fast --seed S`` in its own process on a throwaway MLflow store, the
+ONNX export and its parity check included. The target is the recipe's ``target_acc`` (the origin repo's 5-epoch GPU
+test accuracy). Per run: the final test accuracy, the seconds of training and evaluation (the epochs' ``epoch_time``),
+``time_to_target`` and the wall time of the whole command; per architecture: mean and min accuracy, mean and max wall.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import report
+from convzoo.config import choose_recipe
+from convzoo.errors import ConvzooError
+from convzoo.plugins import get_registry
+from convzoo.tables import format_table
+
+
+def train(arch: str, seed: int, folder: Path, args: argparse.Namespace) -> dict:
+    """One whole run; its final metrics from the store, and the command's wall time."""
+    import mlflow
+
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "CONVZOO_CHECKPOINT_DIR": str(folder / "checkpoints")}
+    command = [sys.executable, "-m", "convzoo", "train", arch, "--recipe", args.recipe, "--seed", str(seed),
+               "--limit-train-batches", str(args.limit_batches), "--limit-eval-batches", str(args.limit_batches)]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode:
+        raise SystemExit(f"convzoo train {arch} --recipe {args.recipe} --seed {seed} failed:\n"
+                         f"{(done.stdout + done.stderr)[-3000:]}")
+    client = mlflow.MlflowClient(uri)
+    experiments = [experiment.experiment_id for experiment in client.search_experiments()]
+    run = client.search_runs(experiments, order_by=["attributes.start_time DESC"], max_results=1)[0]
+    epoch_times = client.get_metric_history(run.info.run_id, "epoch_time")
+    return {"arch": arch, "seed": seed, "run_id": run.info.run_id, "test_acc": run.data.metrics["test_acc"],
+            "time_to_target": run.data.metrics.get("time_to_target"),
+            "train_eval_seconds": sum(m.value for m in epoch_times), "wall_seconds": wall,
+            "parity": run.data.tags.get("parity")}
+
+
+def with_recipe(parser: argparse.ArgumentParser, recipe: str) -> list[str]:
+    """The seed architectures that ship ``recipe``; those that do not are named and left out."""
+    archs = [arch for arch in report.SEED_ARCHS if recipe in get_registry().get_architecture(arch).recipes]
+    if not archs:
+        parser.error(f"no seed architecture has a recipe {recipe!r}")
+    for arch in report.SEED_ARCHS:
+        if arch not in archs:
+            print(f"{arch} has no {recipe!r} recipe: left out")
+    return archs
+
+
+def target_of(parser: argparse.ArgumentParser, arch: str, recipe: str) -> float:
+    """The recipe's ``target_acc``; a usage error if the architecture lacks the recipe or the recipe a target."""
+    found = get_registry().get_architecture(arch)
+    try:
+        target = found.recipes[choose_recipe(found, recipe, on_gpu=False)].target_acc
+    except ConvzooError as error:
+        parser.error(str(error))
+    if target is None:
+        parser.error(f"recipe {recipe!r} of {arch} has no target_acc to measure the time to")
+    return target
+
+
+def seconds(value: float | None) -> str:
+    return "not reached" if value is None else f"{value:.0f} s"
+
+
+def summary(arch: str, runs: list[dict], target: float) -> list[object]:
+    accs = [r["test_acc"] for r in runs]
+    walls = [r["wall_seconds"] for r in runs]
+    reached = [r["time_to_target"] for r in runs if r["time_to_target"] is not None]
+    return [arch, f"{target:.3f}", f"{statistics.mean(accs):.4f}", f"{min(accs):.4f}",
+            f"{len(reached)}/{len(runs)}", seconds(statistics.mean(reached) if reached else None),
+            f"{statistics.mean(walls):.0f}", f"{max(walls):.0f}"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--arch", action="append",
+                        help="architecture (repeatable); default: the seed ones that have the recipe")
+    parser.add_argument("--recipe", default="fast", help="recipe to train (default: fast)")
+    parser.add_argument("--seeds", type=int, default=3, help="how many seeds per architecture")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first seed; the others follow it")
+    parser.add_argument("--limit-batches", type=int, default=0,
+                        help="train and evaluate on at most this many batches per epoch (0: all; else a smoke test)")
+    parser.add_argument("--json", type=Path, default=report.RESULTS_DIR / "time_to_accuracy.json")
+    args = parser.parse_args()
+    report.require_at_least_one(parser, args, "seeds")
+    archs = report.architectures(parser, args.arch, args.recipe) if args.arch else with_recipe(parser, args.recipe)
+    targets = {arch: target_of(parser, arch, args.recipe) for arch in archs}
+    info = report.machine()
+    runs = []
+    with tempfile.TemporaryDirectory() as folder:
+        for arch in archs:
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                runs.append(train(arch, seed, Path(folder), args))
+                run = runs[-1]
+                print(f"{arch} seed {seed}: test acc {run['test_acc']:.4f}, time to target "
+                      f"{seconds(run['time_to_target'])}, wall {run['wall_seconds']:.0f} s", flush=True)
+    headers = ["arch", "seed", "test acc", "train + eval s", "time to target", "wall s", "ONNX parity"]
+    table = [[r["arch"], r["seed"], f"{r['test_acc']:.4f}", f"{r['train_eval_seconds']:.0f}",
+              seconds(r["time_to_target"]),
+              f"{r['wall_seconds']:.0f}", r["parity"]] for r in runs]
+    report.show(f"Time to accuracy, recipe {args.recipe} (wall: the whole `convzoo train`, export included)",
+                headers, table, info)
+    print()
+    print(format_table(
+        ["arch", "target", "mean acc", "min acc", "reached", "mean time to target", "mean wall s", "max wall s"],
+        [summary(arch, [r for r in runs if r["arch"] == arch], targets[arch]) for arch in archs]))
+    path = report.save(args.json, {"benchmark": "time_to_accuracy", "recipe": args.recipe, "machine": info,
+                                   "targets": targets, "results": runs})
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
