@@ -32,12 +32,13 @@ def measure(arch: str, args: argparse.Namespace, train_images: torch.Tensor, fol
     registry = get_registry()
     config, architecture, dataset = resolve_config(registry, arch, recipe=args.recipe)
     model = build_model(config, architecture, dataset, torch.device("cpu")).eval()
-    fp32 = export_onnx(model, config.hyper.resize, dataset.in_channels, folder / f"{arch}.onnx")
-    int8 = quantize_int8(fp32, folder / f"{arch}-int8.onnx", train_images, config.hyper.resize)
-    runners = {"torch": torch_runner(model), "onnx": onnx_runner(fp32), "int8": onnx_runner(int8)}
+    image_shape = tuple(train_images.shape[1:])
+    fp32 = export_onnx(model, config.hyper.resize, image_shape, folder / f"{arch}.onnx")
+    int8 = quantize_int8(fp32, folder / f"{arch}-int8.onnx", train_images)
+    runners = {"torch": torch_runner(model, config.hyper.resize), "onnx": onnx_runner(fp32), "int8": onnx_runner(int8)}
     row = {"arch": arch, "input_size": config.hyper.resize}
     for engine, run in runners.items():
-        row.update(measure_speed(engine, run, dataset.in_channels, config.hyper.resize, repeats=args.repeats))
+        row.update(measure_speed(engine, run, image_shape, repeats=args.repeats))
     for engine in ("onnx", "int8"):
         row[f"{engine}_latency_speedup"] = row["torch_latency_ms_b1"] / row[f"{engine}_latency_ms_b1"]
         row[f"{engine}_throughput_speedup"] = row[f"{engine}_images_per_sec_b64"] / row["torch_images_per_sec_b64"]

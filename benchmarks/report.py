@@ -73,3 +73,12 @@ def save(path: Path, payload: dict[str, Any]) -> Path:
     partial.write_text(json.dumps(payload, indent=2) + "\n")
     partial.replace(path)
     return path
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -335,6 +335,16 @@ def trained_vgg(session_store):
         return types.SimpleNamespace(run_id=result.run_id, model=result.model, size=config.hyper.resize)
 
 
+@pytest.fixture(scope="session")
+def decompression_bomb(tmp_path_factory) -> Path:
+    """A 388 KB PNG that claims 20000 x 20000 pixels (400 MB once decoded)."""
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("bomb") / "bomb.png"
+    Image.new("L", (20000, 20000)).save(path)
+    return path
+
+
 @pytest.fixture
 def store(tmp_path, plugin_sites, monkeypatch):
     """A new SQLite store, a checkpoint folder, the slownet plugin and fast heartbeats, for processes and this one."""

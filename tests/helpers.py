@@ -1,4 +1,6 @@
-"""Processes for fault tests: real ``convzoo`` commands, their checkpoints, and a real ``mlflow server``."""
+"""Processes for fault tests: real ``convzoo`` commands, their checkpoints, a real ``mlflow server`` and a real
+``convzoo serve``."""
+import json
 import os
 import shutil
 import signal
@@ -8,6 +10,7 @@ import sys
 import tempfile
 import time
 import types
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -174,3 +177,44 @@ class PostgresServer:
     def remove(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class ModelServer:
+    """A real ``convzoo serve TARGET`` on a loopback port, its temp files in ``folder``; ``post`` sends JSON."""
+
+    def __init__(self, target: str, folder: Path, workers: int = 1) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.output = folder / "serve.log"
+        (folder / "tmp").mkdir(exist_ok=True)
+        with open(self.output, "w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "convzoo", "serve", target, "--port", str(self.port), "--workers", str(workers)],
+                env={**os.environ, "TMPDIR": str(folder / "tmp")}, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+
+    def wait_until_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/ping", timeout=2):
+                    return
+            except OSError:
+                assert self.process.poll() is None, f"convzoo serve exited: {self.output.read_text()[-2000:]}"
+                assert time.monotonic() < deadline, "convzoo serve did not start"
+                time.sleep(0.3)
+
+    def post(self, payload=None, body: bytes | None = None) -> tuple[int, object]:
+        data = body if body is not None else json.dumps(payload).encode()
+        request = urllib.request.Request(f"{self.url}/invocations", data=data,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)

@@ -141,6 +141,24 @@ def test_time_to_accuracy_trains_the_fast_recipe_per_seed_against_its_target(tmp
     assert f"{mean:.4f}" in done.stdout and "0/2" in done.stdout
 
 
+def test_serving_loads_both_servers_with_every_payload(trained_vgg, in_session_store, tmp_path):
+    """A real run's model behind the old float payload and the new raw and PNG ones, at two concurrencies."""
+    out = tmp_path / "serving.json"
+    done = bench("serving.py", "--run-id", trained_vgg.run_id, "--requests", "4", "--warmup", "1",
+                 "--concurrency", "1", "--concurrency", "2", "--workers", "1", "--json", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert [(row["payload"], row["concurrency"]) for row in report["results"]] == [
+        (payload, concurrency) for payload in ("float", "raw", "png") for concurrency in (1, 2)]
+    for row in report["results"]:
+        assert row["errors"] == 0 and row["requests"] == 4 and row["requests_per_sec"] > 0
+        assert 0 < row["p50_ms"] <= row["p99_ms"]
+    assert report["input_size"] == trained_vgg.size and report["workers"] == 1
+    assert report["request_bytes"]["float"] > 10 * report["request_bytes"]["raw"]
+    assert report[f"onnxruntime_raw_b1_per_sec_{report['threads_per_worker']}_threads"] > 0
+    assert "of onnxruntime's in-process batch-1 rate" in done.stdout
+
+
 @pytest.mark.parametrize("script, args, message", [
     ("train_throughput.py", ["--steps", "0"], "--steps must be at least 1, got 0"),
     ("train_throughput.py", ["--arch", "googlnet"], "unknown architecture 'googlnet' (did you mean 'googlenet'?)"),
@@ -150,6 +168,8 @@ def test_time_to_accuracy_trains_the_fast_recipe_per_seed_against_its_target(tmp
     ("step_profile.py", ["--top", "0"], "--top must be at least 1, got 0"),
     ("data_parallel.py", ["--nproc", "1"], "--nproc must be at least 2 (it is compared with 1 process), got 1"),
     ("time_to_accuracy.py", ["--seeds", "0"], "--seeds must be at least 1, got 0"),
+    ("serving.py", ["--concurrency", "0"], "--concurrency must be at least 1, got 0"),
+    ("serving.py", ["--requests", "0"], "--requests must be at least 1, got 0"),
     ("time_to_accuracy.py", ["--recipe", "fastest"], "no seed architecture has a recipe 'fastest'"),
     ("time_to_accuracy.py", ["--recipe", "quick"],
      "recipe 'quick' of alexnet has no target_acc to measure the time to"),

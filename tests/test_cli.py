@@ -105,15 +105,19 @@ def test_every_recipe_field_is_a_training_option_and_the_choices_come_from_one_p
     assert f"{', '.join(DEVICES)}." in shown and ", ".join(PRECISIONS) in shown
 
 
-@pytest.mark.parametrize("command", [["export"], ["predict"]])
-def test_export_and_predict_of_a_run_convzoo_did_not_train_are_one_line_errors(command, tracking_store):
+@pytest.mark.parametrize("command, reason", [
+    (["export"], "was not made by convzoo train (it has no resize/dataset params)"),
+    (["predict", "x.png"], "has no logged model 'onnx-model'"),
+    (["serve"], "has no logged model 'onnx-model'"),
+])
+def test_a_run_convzoo_did_not_train_cannot_be_exported_predicted_or_served(command, reason, tracking_store):
     import mlflow
 
     with mlflow.start_run() as run:
-        mlflow.set_tag("parity", "passed")  # even a run that claims a verified model needs convzoo's params
-    images = ["x.png"] if command == ["predict"] else []
-    result = CliRunner().invoke(cli, [*command, "--run-id", run.info.run_id, *images])
+        mlflow.set_tag("parity", "passed")  # even a run that claims a verified model needs convzoo's params or model
+    name, *images = command
+    target = [run.info.run_id] if name == "serve" else ["--run-id", run.info.run_id]
+    result = CliRunner().invoke(cli, [name, *target, *images])
     assert result.exit_code == 1
-    assert result.output == (f"Error: run {run.info.run_id} was not made by convzoo train "
-                             f"(it has no resize/dataset params)\n")
+    assert result.output == f"Error: run {run.info.run_id} {reason}\n"
     assert mlflow.get_run(run.info.run_id).info.status == "FINISHED"

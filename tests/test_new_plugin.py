@@ -69,7 +69,7 @@ def test_plugin_lifecycle(make, dist, kind, name, listing, own_tests, train_args
         trained = convzoo("train", *train_args, "--recipe", "quick", "--epochs", "1", "--resize", "32",
                           "--limit-train-batches", "3", cwd=tmp_path, env=env)
         assert trained.returncode == 0, trained.stderr[-2000:]
-        assert f"onnx parity passed on {test_images} test images" in trained.stdout
+        assert f"onnx parity passed on {test_images} raw test images" in trained.stdout
 
         removed = convzoo("uninstall", dist)
         assert removed.returncode == 0, removed.stderr

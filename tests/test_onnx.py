@@ -1,16 +1,11 @@
 """ONNX export, parity with onnxruntime on the whole test set, and deployment of the verified model."""
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import mlflow
+import mlflow.onnx
 import mlflow.pyfunc
 import numpy as np
 import onnx
@@ -24,7 +19,6 @@ from convzoo.cli import cli
 from convzoo.export import ParityError, export_onnx
 from convzoo.fashion_mnist import CLASS_NAMES, load
 from convzoo.pipeline import model_input
-from convzoo.plugins import get_registry
 from convzoo.publish import verify_and_log
 
 BIN = Path(sys.executable).parent
@@ -46,28 +40,49 @@ def test_every_architecture_exports_with_parity_on_the_whole_test_set(name, shor
     for key in ("onnx_max_rel_diff", "torch_latency_ms_b1", "onnx_latency_ms_b1", "torch_images_per_sec_b64",
                 "onnx_images_per_sec_b64"):
         assert metrics[key] > 0
-    assert any(line.startswith("onnx parity passed on 10000 test images") for line in lines)
+    assert any(line.startswith("onnx parity passed on 10000 raw test images") for line in lines)
 
-    pyfunc = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/onnx-model", dst_path=str(tmp_path))
-    images = model_input(splits.test_images[:8], config.hyper.resize).contiguous()
-    onnx_classes = np.asarray(pyfunc.predict(images.numpy())["logits"]).argmax(1)
+    # the logged model classifies raw uint8 test images (28 x 28, as stored) into class names
+    classifier = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/onnx-model", dst_path=str(tmp_path))
+    answers = classifier.predict(splits.test_images[:8, 0].numpy())
     with torch.no_grad():
-        torch_classes = result.model.cpu().float().eval()(images).argmax(1).numpy()
-    assert (onnx_classes == torch_classes).all()
+        logits = result.model.cpu().float().eval()(model_input(splits.test_images[:8], config.hyper.resize))
+    assert [answer["class"] for answer in answers] == [CLASS_NAMES[i] for i in logits.argmax(1).tolist()]
+    probabilities = logits.softmax(1).max(1).values.numpy()
+    assert np.allclose([answer["probability"] for answer in answers], probabilities, rtol=1e-3, atol=1e-5)
+
+
+def test_the_onnx_model_takes_raw_images_and_describes_itself(trained_vgg, in_session_store, splits):
+    """One self-contained file: uint8 [N, 28, 28] in, logits and probabilities out, class names in its metadata."""
+    model = mlflow.onnx.load_model(f"runs:/{trained_vgg.run_id}/onnx-model")
+    [image] = model.graph.input
+    assert image.name == "image" and image.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert [d.dim_param or d.dim_value for d in image.type.tensor_type.shape.dim] == ["batch", 28, 28]
+    assert [output.name for output in model.graph.output] == ["logits", "probabilities"]
+    metadata = {prop.key: prop.value for prop in model.metadata_props}
+    assert json.loads(metadata["class_names"]) == list(CLASS_NAMES)
+    assert (metadata["run_id"], metadata["arch"], metadata["dataset"]) == (trained_vgg.run_id, "vgg", "fashion-mnist")
+    assert metadata["input_size"] == str(trained_vgg.size)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    logits, probabilities = session.run(None, {"image": splits.test_images[:5, 0].numpy()})
+    assert logits.shape == probabilities.shape == (5, 10)
+    assert np.allclose(probabilities.sum(1), 1, atol=1e-5)
+    assert (probabilities.argmax(1) == logits.argmax(1)).all()
 
 
 def test_an_altered_onnx_graph_fails_parity_and_marks_the_run(trained_vgg, in_session_store, splits, tmp_path):
-    path = export_onnx(trained_vgg.model, trained_vgg.size, 1, tmp_path / "model.onnx")
+    path = export_onnx(trained_vgg.model, trained_vgg.size, (1, 28, 28), tmp_path / "model.onnx")
     graph = onnx.load(str(path))
     [last_bias] = [t for t in graph.graph.initializer if list(t.dims) == [10]]  # the output layer's bias
     bias = onnx.numpy_helper.to_array(last_bias).copy()
     bias[0] += 5.0  # every image now leans towards class 0
     last_bias.CopyFrom(onnx.numpy_helper.from_array(bias, last_bias.name))
     onnx.save(graph, str(path))
-    dataset = get_registry().get_dataset("fashion-mnist")
     with mlflow.start_run() as run:
         with pytest.raises(ParityError, match="ONNX parity check failed: ONNX outputs differ from PyTorch beyond"):
-            verify_and_log(trained_vgg.model, path, splits, dataset, trained_vgg.size)
+            verify_and_log(trained_vgg.model, path, splits, trained_vgg.size)
     client = mlflow.MlflowClient()
     marked = client.get_run(run.info.run_id)
     assert marked.data.tags["parity"] == "failed"
@@ -103,20 +118,60 @@ def test_predict_classifies_png_files_of_real_test_images(trained_vgg, in_sessio
     assert sum(p == label for p, label in zip(predicted, labels)) >= 14
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"not an image", "is not an image this can read (PNG or JPEG)"),
+@pytest.mark.parametrize("name, content, message", [
+    ("notes.png", b"not an image", "Error: {path} is not a PNG or JPEG image\n"),
+    ("cut.png", "truncated", "Error: {path} is not a PNG or JPEG image this can read ("),
+    ("bomb.png", "bomb", "Error: {path} claims more than 178,956,970 pixels (a decompression bomb); images of at most "
+                         "16,777,216 pixels are accepted\n"),
 ])
-def test_predict_rejects_files_that_are_not_images(trained_vgg, in_session_store, tmp_path, content, message):
-    path = tmp_path / "notes.png"
-    path.write_bytes(content)
+def test_predict_refuses_what_is_not_an_image_in_one_line(trained_vgg, in_session_store, splits, decompression_bomb,
+                                                          tmp_path, name, content, message):
+    path = tmp_path / name
+    if content == "bomb":
+        path.write_bytes(decompression_bomb.read_bytes())
+    elif content == "truncated":
+        [whole] = _write_pngs(splits, tmp_path, 1)
+        path.write_bytes(Path(whole).read_bytes()[:200])
+    else:
+        path.write_bytes(content)
     result = CliRunner().invoke(cli, ["predict", "--run-id", trained_vgg.run_id, str(path)])
-    assert result.exit_code == 1 and message in result.output and result.output.count("\n") == 1
+    assert result.exit_code == 1 and result.output.startswith(message.format(path=path))
+    assert result.output.count("\n") == 1
     missing = CliRunner().invoke(cli, ["predict", "--run-id", trained_vgg.run_id, str(tmp_path / "nope.png")])
     assert missing.exit_code == 1 and missing.output == f"Error: no such file: {tmp_path / 'nope.png'}\n"
 
 
+def readme_example() -> str:
+    """The README's onnxruntime-only example: the python block after its marker."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    after = readme.split("<!-- onnxruntime-only example: tests/test_onnx.py runs it -->", 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_onnxruntime_example_gives_predicts_classes(trained_vgg, in_session_store, splits, tmp_path):
+    """The downloaded .onnx file alone, with onnxruntime, numpy and Pillow, classifies images as convzoo does."""
+    download = subprocess.run([str(BIN / "mlflow"), "artifacts", "download", "-u",
+                               f"runs:/{trained_vgg.run_id}/onnx-model", "-d", str(tmp_path)],
+                              capture_output=True, text=True)
+    assert download.returncode == 0, download.stderr[-2000:]
+    model = tmp_path / "onnx-model" / "model.onnx"
+    paths = _write_pngs(splits, tmp_path, 20)
+    example = tmp_path / "classify.py"
+    # run the example as written, then list what it imported
+    example.write_text(readme_example() + "\nprint(sorted({m.split('.')[0] for m in sys.modules}), file=sys.stderr)\n")
+    ran = subprocess.run([sys.executable, str(example), str(model), *paths], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    imported = set(eval(ran.stderr.strip().splitlines()[-1]))
+    assert {"onnxruntime", "numpy", "PIL"} <= imported and not {"torch", "mlflow", "convzoo"} & imported
+    predicted = CliRunner().invoke(cli, ["predict", "--run-id", trained_vgg.run_id, "--top", "1", *paths])
+    assert predicted.exit_code == 0, predicted.output
+    classes = [line.split(": ", 1)[1].rsplit(" ", 1)[0] for line in predicted.output.splitlines()]
+    assert [line.split(": ", 1)[1].rsplit(" ", 1)[0] for line in ran.stdout.splitlines()] == classes
+    assert len(set(classes)) > 3  # real answers, not one class for everything
+
+
 def test_export_command_quantizes_to_int8_with_its_own_report(trained_vgg, in_session_store, private_tempdir,
-                                                             tmp_path):
+                                                             splits, tmp_path):
     result = CliRunner().invoke(cli, ["export", "--run-id", trained_vgg.run_id, "--quantize", "int8"])
     assert result.exit_code == 0, result.output
     assert list(private_tempdir.iterdir()) == []  # neither the downloaded model nor the ONNX files are left behind
@@ -126,8 +181,8 @@ def test_export_command_quantizes_to_int8_with_its_own_report(trained_vgg, in_se
     assert metrics["int8_top1_agreement"] > 0.9 and abs(metrics["int8_test_acc_drop"]) < 0.05
     assert metrics["int8_images_per_sec_b64"] > 0 and metrics["int8_speedup_b64"] > 0
     int8 = mlflow.pyfunc.load_model(f"runs:/{trained_vgg.run_id}/onnx-int8-model", dst_path=str(tmp_path))
-    size = trained_vgg.size
-    assert np.asarray(int8.predict(np.zeros((2, 1, size, size), np.float32))["logits"]).shape == (2, 10)
+    answers = int8.predict(splits.test_images[:2, 0].numpy())  # raw images in, class names out, like the fp32 model
+    assert len(answers) == 2 and {answer["class"] for answer in answers} <= set(CLASS_NAMES)
 
 
 def test_export_of_an_unknown_run_is_a_one_line_error(in_session_store):
@@ -136,49 +191,3 @@ def test_export_of_an_unknown_run_is_a_one_line_error(in_session_store):
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]  # a new store logs its set-up
     assert errors == [result.output.splitlines()[-1]]
     assert errors[0].startswith("Error: no run '0123456789abcdef' in the tracking store")
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _post(url, payload):
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-def test_mlflow_models_serve_answers_with_the_right_class(trained_vgg, in_session_store, splits, tmp_path):
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(BIN / "mlflow"), "models", "serve", "-m", f"runs:/{trained_vgg.run_id}/onnx-model", "--env-manager",
-         "local", "--host", "127.0.0.1", "--port", str(port)],
-        # the server downloads the model into a temp folder that outlives it: keep that in the test's folder
-        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "TMPDIR": str(tmp_path)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "server did not start"
-                time.sleep(1)
-        images = model_input(splits.test_images[:10], trained_vgg.size).numpy()
-        status, body = _post(f"http://127.0.0.1:{port}/invocations", {"inputs": images.tolist()})
-        assert status == 200
-        served = np.asarray(body["predictions"]["logits"]).argmax(1)
-        with torch.no_grad():
-            expected = trained_vgg.model.cpu().float().eval()(torch.from_numpy(images)).argmax(1).numpy()
-        assert (served == expected).all()
-        status, body = _post(f"http://127.0.0.1:{port}/invocations", {"inputs": [[1.0, 2.0, 3.0]]})
-        assert status == 400 and "shape" in body["message"].lower()
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)

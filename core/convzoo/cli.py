@@ -174,6 +174,32 @@ def predict(run_id: str, top: int, images: tuple[str, ...]) -> None:
 
 
 @cli.command()
+@click.argument("target", metavar="RUN_ID|models:/NAME@ALIAS")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=5001, show_default=True, help="Port to listen on.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Server processes, each with cores/workers onnxruntime threads (default: one per core).")
+def serve(target: str, host: str, port: int, workers: int | None) -> None:
+    """Serve a run's (or a registered model's) image classifier over HTTP with mlflow models serve."""
+    from convzoo.serving import default_workers, serve as serve_model
+
+    sys.exit(serve_model(target, host, port, workers or default_workers(), echo=echo_now))
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("version")
+@click.option("--alias", default="champion", show_default=True, help="The alias to point at VERSION.")
+def promote(name: str, version: str, alias: str) -> None:
+    """Point registered model NAME's ALIAS at VERSION (models:/NAME@ALIAS then serves it)."""
+    from convzoo.model_registry import promote as set_alias
+
+    promoted = set_alias(name, version, alias)
+    click.echo(f"models:/{name}@{alias} is version {version} (run {promoted.run_id}); serve it with: convzoo serve "
+               f"models:/{name}@{alias}")
+
+
+@cli.command()
 @click.option("--experiment", default=None, help="Only this experiment (default: all).")
 @click.option("--sort", default=None, metavar="METRIC", help="Sort by this metric, highest first (e.g. test_acc).")
 @click.option("--stale-after", type=click.FloatRange(min=0), default=None, metavar="SECONDS",

@@ -17,7 +17,7 @@ from convzoo.pipeline import model_input
 
 # torchvision's ONNX test tolerances
 RTOL, ATOL = 1e-3, 1e-5
-INPUT_NAME, OUTPUT_NAME = "images", "logits"
+INPUT_NAME, LOGITS, PROBABILITIES = "image", "logits", "probabilities"
 PROVIDERS = ["CPUExecutionProvider"]
 
 
@@ -25,15 +25,40 @@ class ParityError(ConvzooError):
     """The ONNX model does not give the PyTorch model's answers."""
 
 
-def export_onnx(model: nn.Module, input_size: int, in_channels: int, path: Path) -> Path:
-    """Write ``model`` (eval, fp32, CPU) to one ONNX file with a dynamic batch dimension, and check it fully."""
+class ImagesInNamesOut(nn.Module):
+    """``network`` behind convzoo's input pipeline: uint8 images in the data set's layout (``native_layout``) are
+    scaled and resized as in training; out come the logits and the class probabilities."""
+
+    def __init__(self, network: nn.Module, input_size: int) -> None:
+        super().__init__()
+        self.network, self.input_size = network, input_size
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        images = image.unsqueeze(1) if image.ndim == 3 else image.permute(0, 3, 1, 2)
+        logits = self.network(model_input(images, self.input_size))
+        return logits, logits.softmax(1)
+
+
+def native_layout(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N x C x H x W) as images are stored and deployed: N x H x W for one channel, else N x H x W x C."""
+    return images[:, 0] if images.shape[1] == 1 else images.permute(0, 2, 3, 1).contiguous()
+
+
+def export_onnx(model: nn.Module, input_size: int, image_shape: tuple[int, int, int], path: Path,
+                metadata: dict[str, str] | None = None) -> Path:
+    """Write ``model`` (eval, fp32, CPU) behind its input pipeline to one ONNX file, with a dynamic batch dimension:
+    input ``image`` (uint8 images of ``image_shape``, C x H x W, in ``native_layout``), outputs ``logits`` and
+    ``probabilities``; ``metadata`` goes into the model's metadata. The file is checked fully."""
     import onnx
 
-    example = torch.rand(2, in_channels, input_size, input_size)  # a batch of 2 keeps the batch dimension dynamic
+    # a batch of 2 keeps the batch dimension dynamic
+    example = native_layout(torch.randint(0, 256, (2, *image_shape), dtype=torch.uint8))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(cpu_eval_copy(model), (example,), dynamic_shapes=({0: "batch"},),
-                                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False)
+        program = torch.onnx.export(ImagesInNamesOut(cpu_eval_copy(model), input_size), (example,),
+                                    dynamic_shapes=({0: "batch"},), input_names=[INPUT_NAME],
+                                    output_names=[LOGITS, PROBABILITIES], verbose=False)
+    program.model.metadata_props.update(metadata or {})
     program.save(str(path), external_data=False)
     onnx.checker.check_model(str(path), full_check=True)
     return path
@@ -94,15 +119,16 @@ class ParityReport:
 
 def check_parity(model: nn.Module, onnx_path: Path, images: torch.Tensor, labels: torch.Tensor, input_size: int,
                  batch_size: int = 500) -> ParityReport:
-    """Run PyTorch (fp32, eval) and onnxruntime on every image and compare logits and top-1 predictions."""
+    """Run onnxruntime on every raw uint8 image, and PyTorch (fp32, eval) on the same images through convzoo's input
+    pipeline, and compare logits and top-1 predictions."""
     model, runtime = reference_model(model), session(onnx_path)
     max_abs = max_rel = 0.0
     within, agree, onnx_correct, torch_correct = True, 0, 0, 0
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            batch = model_input(images[start:start + batch_size], input_size).contiguous()
-            expected = model(batch.to(memory_format=torch.channels_last)).numpy()
-            actual = runtime.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})[0]
+            raw = images[start:start + batch_size]
+            expected = model(model_input(raw, input_size).contiguous(memory_format=torch.channels_last)).numpy()
+            actual = runtime.run([LOGITS], {INPUT_NAME: native_layout(raw).numpy()})[0]
             difference = np.abs(actual - expected)
             max_abs = max(max_abs, float(difference.max()))
             significant = np.abs(expected) > ATOL
@@ -127,27 +153,27 @@ def _median_seconds(call: Callable[[], object], repeats: int) -> float:
     return statistics.median(timings)
 
 
-def torch_runner(model: nn.Module) -> Callable[[torch.Tensor], object]:
-    """PyTorch eager inference (fp32, eval, CPU) on a batch."""
+def torch_runner(model: nn.Module, input_size: int) -> Callable[[torch.Tensor], object]:
+    """PyTorch eager inference (fp32, eval, CPU) on a batch of uint8 images (N x C x H x W), resized as in training."""
     model = cpu_eval_copy(model)
 
     def run(images: torch.Tensor):
         with torch.no_grad():
-            return model(images)
+            return model(model_input(images, input_size))
 
     return run
 
 
 def onnx_runner(path: Path) -> Callable[[torch.Tensor], object]:
-    """onnxruntime inference (CPU provider) on a batch."""
+    """onnxruntime inference (CPU provider) on a batch of uint8 images (N x C x H x W): the logits."""
     runtime = session(path)
-    return lambda images: runtime.run([OUTPUT_NAME], {INPUT_NAME: images.numpy()})
+    return lambda images: runtime.run([LOGITS], {INPUT_NAME: native_layout(images).numpy()})
 
 
-def measure_speed(prefix: str, run: Callable[[torch.Tensor], object], in_channels: int, input_size: int,
+def measure_speed(prefix: str, run: Callable[[torch.Tensor], object], image_shape: tuple[int, int, int],
                   repeats: int = 10) -> dict[str, float]:
-    """Median batch-1 latency (ms) and batch-64 throughput (images/s), as ``PREFIX_latency_ms_b1`` and so on."""
-    one = torch.rand(1, in_channels, input_size, input_size)
-    many = torch.rand(64, in_channels, input_size, input_size)
+    """Median batch-1 latency (ms) and batch-64 throughput (images/s) on uint8 images of ``image_shape`` (C x H x W),
+    as ``PREFIX_latency_ms_b1`` and so on."""
+    one, many = (torch.randint(0, 256, (batch, *image_shape), dtype=torch.uint8) for batch in (1, 64))
     return {f"{prefix}_latency_ms_b1": 1000 * _median_seconds(lambda: run(one), repeats),
             f"{prefix}_images_per_sec_b64": 64 / _median_seconds(lambda: run(many), max(3, repeats // 3))}

@@ -37,7 +37,7 @@ def mark_stale(runs, limit: float) -> list[str]:
         client.set_terminated(run.info.run_id, "KILLED")
     return [run.info.run_id for run in stale]
 
-COLUMNS = ["RUN ID", "ARCH", "RECIPE", "EPOCHS", "TEST ACC", "TIME", "PARITY", "STATUS"]
+COLUMNS = ["RUN ID", "ARCH", "RECIPE", "EPOCHS", "TEST ACC", "TIME", "PARITY", "STATUS", "ALIASES"]
 
 
 def _minutes(run) -> str:
@@ -60,14 +60,16 @@ def convzoo_runs(experiment: str | None = None) -> list:
 
 def run_rows(runs: list, sort: str | None = None, stale_after: float | None = None) -> list[list[str]]:
     """One row per run, in the given order or by ``sort`` (a metric, highest first); a RUNNING run without a
-    heartbeat for ``stale_after`` seconds shows as STALE."""
+    heartbeat for ``stale_after`` seconds shows as STALE; ALIASES are the registered ``NAME@ALIAS`` its model backs."""
+    from convzoo.model_registry import aliases_by_run
+
     limit = stale_after_seconds() if stale_after is None else stale_after
     if sort:
         known = sorted({key for run in runs for key in run.data.metrics})
         if sort not in known:
             raise ConvzooError(f"unknown metric {sort!r} to sort by; runs have: {', '.join(known) or 'none'}")
         runs.sort(key=lambda run: run.data.metrics.get(sort, float("-inf")), reverse=True)
-    rows = []
+    rows, aliases = [], aliases_by_run()
     for run in runs:
         metrics, params, tags = run.data.metrics, run.data.params, run.data.tags
         sweep = tags.get(SWEEP_TAG) == "parent"
@@ -76,5 +78,6 @@ def run_rows(runs: list, sort: str | None = None, stale_after: float | None = No
         rows.append([run.info.run_id, tags[ARCH_TAG] + (" sweep (best)" if sweep else ""), tags.get(RECIPE_TAG, "-"),
                      epochs,
                      "-" if test_acc is None else f"{test_acc:.4f}", _minutes(run), tags.get(PARITY_TAG, "-"),
-                     "STALE" if is_stale(run, limit) else run.info.status])
+                     "STALE" if is_stale(run, limit) else run.info.status,
+                     ", ".join(aliases.get(run.info.run_id, [])) or "-"])
     return rows

@@ -78,20 +78,21 @@ def check_min_input_size(arch: Architecture, in_channels: int = 1, num_classes: 
 
 
 def check_onnx_export(arch: Architecture, in_channels: int = 1, num_classes: int = 10) -> None:
-    """Exports to ONNX with a dynamic batch and matches PyTorch in onnxruntime (rtol 1e-3, atol 1e-5)."""
+    """Exports to ONNX behind convzoo's input pipeline, with a dynamic batch, and matches PyTorch in onnxruntime
+    (rtol 1e-3, atol 1e-5) on raw uint8 images."""
     import tempfile
     from pathlib import Path
 
-    from convzoo.export import export_onnx, onnx_runner
+    from convzoo.export import export_onnx, onnx_runner, torch_runner
 
     torch.manual_seed(0)
     model = arch.create(in_channels, num_classes).eval()
-    images = _images(in_channels, arch.input_size, batch=3)  # not the batch of 2 it was exported with
+    image_shape = (in_channels, arch.input_size, arch.input_size)
+    images = (_images(in_channels, arch.input_size, batch=3) * 255).to(torch.uint8)  # not the batch it was exported with
     with tempfile.TemporaryDirectory() as folder:
-        path = export_onnx(model, arch.input_size, in_channels, Path(folder) / "model.onnx")
+        path = export_onnx(model, arch.input_size, image_shape, Path(folder) / "model.onnx")
         [actual] = onnx_runner(path)(images)
-    with torch.no_grad():
-        expected = model(images)
+    expected = torch_runner(model, arch.input_size)(images)
     torch.testing.assert_close(torch.from_numpy(actual), expected, rtol=1e-3, atol=1e-5)
 
 

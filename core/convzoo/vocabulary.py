@@ -108,3 +108,16 @@ class TrainedRun:
 def trained_run(run_id: str) -> TrainedRun:
     """The run ``run_id``; an unknown id, or a run ``convzoo train`` did not make, is a one-line error."""
     return TrainedRun.of(get_run(run_id))
+
+
+def verified_onnx_uri(run_id: str) -> str:
+    """The URI of run ``run_id``'s ONNX model; an error if the run is unknown or has no logged model that passed
+    parity."""
+    run = get_run(run_id)
+    parity = run.data.tags.get(PARITY_TAG, "not run")
+    if parity != "passed":
+        raise ConvzooError(f"run {run_id} has no verified ONNX model (parity: {parity})")
+    logged = mlflow.MlflowClient().search_logged_models([run.info.experiment_id], f"source_run_id = '{run_id}'")
+    if ONNX_MODEL not in {model.name for model in logged}:
+        raise ConvzooError(f"run {run_id} has no logged model {ONNX_MODEL!r}")
+    return run_uri(run_id, ONNX_MODEL)

@@ -1,0 +1,70 @@
+"""``convzoo serve``: a model's image classifier behind ``mlflow models serve``, with workers from the core count and
+its download removed when the server stops."""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from typing import Callable
+
+from convzoo.image_classifier import THREADS_VARIABLE
+
+
+def default_workers() -> int:
+    """One worker per core: each answers its own requests with one onnxruntime thread."""
+    from convzoo.distributed import cores
+
+    return cores()
+
+
+def serve(target: str, host: str, port: int, workers: int, echo: Callable[[str], None]) -> int:
+    """Serve what ``target`` names (a run id, ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``) until a signal
+    stops it; the exit status (128 + the signal's number after one)."""
+    import mlflow
+
+    from convzoo.artifacts import QUIET
+    from convzoo.distributed import cores
+    from convzoo.model_registry import served_uri
+    from convzoo.signals import exit_code, stop_with_parent
+    from convzoo.store import environment_defaults
+
+    uri = served_uri(target)
+    threads = max(1, cores() // workers)
+    with tempfile.TemporaryDirectory(prefix="convzoo-serve-") as folder:
+        with environment_defaults(QUIET):
+            path = mlflow.artifacts.download_artifacts(uri, dst_path=folder)
+        echo(f"serving {uri} at http://{host}:{port}/invocations: {workers} worker(s) x {threads} onnxruntime "
+             f"thread(s); POST {{\"inputs\": [uint8 images, or base64 PNG/JPEG]}}")
+        command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", path, "--env-manager", "local",
+                   "--host", host, "--port", str(port), "--workers", str(workers)]
+        # uvicorn from this environment; MLflow's own copy of the model goes into the folder that is removed
+        environment = {**QUIET, **os.environ, THREADS_VARIABLE: str(threads), "TMPDIR": folder,
+                       "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
+        server = subprocess.Popen(command, env=environment, preexec_fn=stop_with_parent)
+        with passed_on(server) as received:
+            status = server.wait()
+    return exit_code(received[0]) if received else status
+
+
+@contextlib.contextmanager
+def passed_on(server: subprocess.Popen):
+    """Pass SIGTERM, SIGINT and SIGHUP on to ``server`` (as SIGTERM) inside the block; the list it yields holds the
+    signals received."""
+    from convzoo.signals import SIGNALS
+
+    received: list[int] = []
+
+    def handle(signum: int, frame) -> None:
+        received.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            server.send_signal(signal.SIGTERM)
+
+    previous = {signum: signal.signal(signum, handle) for signum in SIGNALS}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
