@@ -3,7 +3,7 @@
 #   make test   installs into ./.venv and runs the test suite (what CI runs)
 # make test-fast: unit tests and the command line's error paths, under a minute (leaves out tests marked slow)
 # Benchmarks: make bench-train, make bench-inference, make bench-startup, make bench-checkpoint, make bench-sweep,
-#   make bench-dp, make bench-profile, make bench-accuracy
+#   make bench-dp, make bench-profile, make bench-accuracy, make bench-serving
 # (see README); make server starts a team tracking server
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,7 +15,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 ARCH ?= alexnet
 
-.PHONY: install data postgres browser run test test-fast ui server bench-train bench-inference bench-startup bench-checkpoint bench-sweep bench-dp bench-profile bench-accuracy clean
+.PHONY: install data postgres browser run test test-fast ui server bench-train bench-inference bench-startup bench-checkpoint bench-sweep bench-dp bench-profile bench-accuracy bench-serving clean
 
 install: $(STAMP)
 
@@ -82,6 +82,9 @@ bench-profile: install data
 
 bench-accuracy: install data
 	$(BIN)/python benchmarks/time_to_accuracy.py $(BENCH_ARGS)
+
+bench-serving: install data
+	$(BIN)/python benchmarks/serving.py $(BENCH_ARGS)
 
 bench-startup: install
 	$(BIN)/python benchmarks/startup.py $(BENCH_ARGS)
