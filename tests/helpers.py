@@ -85,6 +85,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_until_answering(url: str, process: subprocess.Popen, output: Path, timeout: float) -> None:
+    """Wait until ``url`` answers; fail with the end of the process's ``output`` if it exits or takes too long."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            assert process.poll() is None, f"{process.args} exited: {output.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"{process.args} did not answer at {url}"
+            time.sleep(0.3)
+
+
 class MlflowServer:
     """A real ``convzoo server`` (MLflow's server) on a loopback port, its files in ``folder`` and its runs in
     ``backend`` (SQLite there by default); stop and start it on the same port and store."""
@@ -108,15 +121,7 @@ class MlflowServer:
         with open(self.output, "a") as log:
             self.process = subprocess.Popen(command, cwd=self.folder, env=env, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2):
-                    return
-            except OSError:
-                assert self.process.poll() is None, f"convzoo server exited: {self.output.read_text()[-2000:]}"
-                assert time.monotonic() < deadline, "convzoo server did not start"
-                time.sleep(0.3)
+        wait_until_answering(f"{self.uri}/health", self.process, self.output, timeout)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -194,15 +199,7 @@ class ModelServer:
                 start_new_session=True)
 
     def wait_until_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/ping", timeout=2):
-                    return
-            except OSError:
-                assert self.process.poll() is None, f"convzoo serve exited: {self.output.read_text()[-2000:]}"
-                assert time.monotonic() < deadline, "convzoo serve did not start"
-                time.sleep(0.3)
+        wait_until_answering(f"{self.url}/ping", self.process, self.output, timeout)
 
     def post(self, payload=None, body: bytes | None = None) -> tuple[int, object]:
         data = body if body is not None else json.dumps(payload).encode()

@@ -191,3 +191,20 @@ def test_export_of_an_unknown_run_is_a_one_line_error(in_session_store):
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]  # a new store logs its set-up
     assert errors == [result.output.splitlines()[-1]]
     assert errors[0].startswith("Error: no run '0123456789abcdef' in the tracking store")
+
+
+def test_predict_with_a_model_from_before_models_took_images_says_to_export_again(tracking_store, splits, tmp_path):
+    """Runs made by older convzoo logged an ONNX model of the network alone, taking float tensors."""
+    network = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10)).eval()
+    program = torch.onnx.export(network, (torch.rand(2, 1, 28, 28),), dynamic_shapes=({0: "batch"},),
+                                input_names=["images"], output_names=["logits"], verbose=False)
+    program.save(str(tmp_path / "old.onnx"), external_data=False)
+    with mlflow.start_run() as run:
+        mlflow.set_tag("parity", "passed")
+        mlflow.onnx.log_model(onnx.load(str(tmp_path / "old.onnx")), name="onnx-model")
+    [path] = _write_pngs(splits, tmp_path, 1)
+    result = CliRunner().invoke(cli, ["predict", "--run-id", run.info.run_id, path])
+    assert result.exit_code == 1
+    assert result.output == (f"Error: run {run.info.run_id}: this ONNX model takes tensor(float) network inputs, not "
+                             f"images: it was exported before convzoo exported models that take images; export it "
+                             f"again: convzoo export --run-id {run.info.run_id}\n")

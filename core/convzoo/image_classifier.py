@@ -73,8 +73,8 @@ class ImageClassifier:
                                                     providers=["CPUExecutionProvider"])
         [given] = self.session.get_inputs()
         if given.type != "tensor(uint8)":
-            raise BadImage(f"this ONNX model takes {given.type} network inputs, not images: it was exported before "
-                           f"convzoo exported models that take images")
+            raise TypeError(f"this ONNX model takes {given.type} network inputs, not images: it was exported before "
+                            f"convzoo exported models that take images")
         self.input_name, self.shape = given.name, tuple(given.shape[1:])  # (H, W) or (H, W, C)
         metadata = self.session.get_modelmeta().custom_metadata_map
         self.class_names = json.loads(metadata["class_names"])
@@ -119,10 +119,10 @@ class ImageClassifier:
         return self._checked(array)
 
     def _checked(self, array: np.ndarray) -> np.ndarray:
-        if array.dtype.kind not in "iu":
-            raise BadImage(f"images must be integers from 0 to 255 (uint8); got {array.dtype}")
         if array.ndim != len(self.shape) + 1 or tuple(array.shape[1:]) != self.shape:
             raise BadImage(f"images must be an array of shape {self.layout}; got {list(array.shape)}")
+        if array.dtype.kind not in "iu":
+            raise BadImage(f"images must be integers from 0 to 255 (uint8); got {array.dtype}")
         _check_count(len(array))
         if array.size and (array.min() < 0 or array.max() > 255):
             raise BadImage(f"pixel values must be from 0 to 255; got {array.min()} to {array.max()}")

@@ -41,7 +41,7 @@ def load_classifier(run_id: str) -> ImageClassifier:
     model = load_logged_model(mlflow.onnx.load_model, verified_onnx_uri(run_id))
     try:
         return ImageClassifier(model.SerializeToString())
-    except BadImage as error:
+    except TypeError as error:  # a model exported before models took images
         raise ConvzooError(f"run {run_id}: {error}; export it again: convzoo export --run-id {run_id}") from None
 
 
