@@ -59,7 +59,7 @@ def test_sigkill_mid_epoch_then_resume_is_exact(store, reference):
 
     time.sleep(3.5)  # the heartbeat (every 0.5 s here) is now older than the 3 s stale limit
     listed = CliRunner().invoke(cli, ["runs"])
-    assert [row.split()[-1] for row in listed.output.splitlines() if row.startswith(run_id)] == ["STALE"]
+    assert [row.split()[-2] for row in listed.output.splitlines() if row.startswith(run_id)] == ["STALE"]
     marked = CliRunner().invoke(cli, ["runs", "--mark-stale"])
     assert f"marked stale run {run_id} KILLED; continue it with: convzoo resume {run_id}" in marked.output
     assert status(store.uri, run_id) == "KILLED"
@@ -86,7 +86,7 @@ def test_sigkill_between_epochs_then_resume_is_exact(store, reference):
     assert {name: values[:2] for name, values in trained.items()} == reference("bf16")  # a constant learning rate
     assert [step for step, _ in trained["test_acc"]] == [1, 2, 3]
     [row] = [line.split() for line in CliRunner().invoke(cli, ["runs"]).output.splitlines() if line.startswith(run_id)]
-    assert (row[3], row[-1]) == ("3", "FINISHED")
+    assert (row[3], row[-2]) == ("3", "FINISHED")
 
 
 def test_sigterm_stops_with_a_checkpoint_and_mlflow_run_resumes_it_exactly(store, reference):
@@ -167,10 +167,10 @@ def test_sigterm_to_mlflow_run_reaches_the_training_and_leaves_no_process(store)
     assert (store.checkpoints / run_id / "last.pt").exists()
 
 
-@pytest.mark.parametrize("where, count", [("sqlite", 8), ("server", 4)])
-def test_processes_started_at_once_on_a_new_store_all_finish(store, mlflow_server, where, count):
-    """Eight on a new SQLite file, where the schema's creation races; a server creates its store alone, so four
-    concurrent clients show it serves them all."""
+@pytest.mark.parametrize("where", ["sqlite", "server"])
+def test_processes_started_at_once_on_a_new_store_all_finish(store, mlflow_server, where, count=4):
+    """Four on a new SQLite file, where the schema's creation races (without convzoo's lock three of four crashed in
+    MLflow's migration); a server creates its store alone, so four concurrent clients show it serves them all."""
     if where == "server":
         store.uri = store.env["MLFLOW_TRACKING_URI"] = mlflow_server().uri
     processes = [start(store, "train", "slownet", "--epochs", "1", "--limit-train-batches", "2",

@@ -54,7 +54,7 @@ def test_runs_lists_convzoo_runs_sorted_by_a_metric(two_runs, tracking_store):
     assert accuracies == sorted(accuracies, reverse=True)
     for run, arch in zip(two_runs, ("vgg", "nin")):
         assert by_id[run.run_id][1:4] == [arch, "quick", "1"]
-        assert by_id[run.run_id][-2:] == ["-", "FINISHED"]
+        assert by_id[run.run_id][-3:] == ["-", "FINISHED", "-"]  # parity (export off), status, no alias
 
 
 def test_runs_rejects_unknown_experiments_and_metrics(two_runs, tracking_store):
