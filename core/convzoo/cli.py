@@ -178,7 +178,7 @@ def predict(run_id: str, top: int, images: tuple[str, ...]) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=5001, show_default=True, help="Port to listen on.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Server processes, each with cores/workers onnxruntime threads (default: one per core).")
+              help="Server processes, each with cores/workers onnxruntime threads (default: one per two cores).")
 def serve(target: str, host: str, port: int, workers: int | None) -> None:
     """Serve a run's (or a registered model's) image classifier over HTTP with mlflow models serve."""
     from convzoo.serving import default_workers, serve as serve_model
