@@ -1,4 +1,6 @@
 """ONNX export, parity with onnxruntime on the whole test set, and deployment of the verified model."""
+import base64
+import io
 import json
 import subprocess
 import sys
@@ -16,8 +18,9 @@ from PIL import Image
 
 from convzoo import list_architectures
 from convzoo.cli import cli
-from convzoo.export import ParityError, export_onnx
+from convzoo.export import ParityError, export_onnx, onnx_runner, torch_runner
 from convzoo.fashion_mnist import CLASS_NAMES, load
+from convzoo.image_classifier import ImageClassifier
 from convzoo.pipeline import model_input
 from convzoo.publish import verify_and_log
 
@@ -208,3 +211,26 @@ def test_predict_with_a_model_from_before_models_took_images_says_to_export_agai
     assert result.output == (f"Error: run {run.info.run_id}: this ONNX model takes tensor(float) network inputs, not "
                              f"images: it was exported before convzoo exported models that take images; export it "
                              f"again: convzoo export --run-id {run.info.run_id}\n")
+
+
+def test_a_colour_data_sets_model_takes_n_h_w_c_images_and_encoded_ones(tmp_path):
+    """Three channels: the exported model takes [N, H, W, 3] uint8, as colour images are stored, resizes them as
+    training does, and the image classifier feeds it arrays and PNGs alike."""
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                  torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    images = torch.randint(0, 256, (5, 3, 20, 24), dtype=torch.uint8)  # not square, and not the network's size
+    path = export_onnx(network, 32, (3, 20, 24), tmp_path / "colour.onnx", {"class_names": '["r", "g", "b"]'})
+    [actual] = onnx_runner(path)(images)
+    torch.testing.assert_close(torch.from_numpy(actual), torch_runner(network, 32)(images), rtol=1e-3, atol=1e-5)
+    classifier = ImageClassifier(path)
+    assert (classifier.shape, classifier.channels, classifier.layout) == ((20, 24, 3), 3, "[N, 20, 24, 3]")
+    stored = images.permute(0, 2, 3, 1).numpy()
+    from_arrays = classifier.predict(stored)
+    assert [answer["class"] for answer in from_arrays] == [["r", "g", "b"][i] for i in actual.argmax(1)]
+    encoded = []
+    for pixels in stored:
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "PNG")
+        encoded.append(base64.b64encode(buffer.getvalue()).decode())
+    assert classifier.predict(encoded) == from_arrays  # PNG is lossless: the same pixels, the same answers
