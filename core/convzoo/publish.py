@@ -69,8 +69,6 @@ class ImageClassifierFlavor:
     classifier (``image_classifier``, copied into the model): ``mlflow.onnx.load_model`` gives the ONNX graph,
     ``mlflow.pyfunc.load_model`` and ``mlflow models serve`` classify images."""
 
-    __name__ = "onnx"
-
     @staticmethod
     def save_model(path: str, mlflow_model, onnx_model, input_example, **_) -> None:
         from mlflow.models.model import MLMODEL_FILE_NAME
@@ -95,7 +93,7 @@ def log_onnx(path: Path, splits: ImageSplits, name: str, register_as: str | None
     import onnx
     from mlflow.models import Model
 
-    Model.log(None, name=name, flavor=ImageClassifierFlavor, onnx_model=onnx.load(str(path)),
+    Model.log(None, name=name, flavor=ImageClassifierFlavor, flavor_name="onnx", onnx_model=onnx.load(str(path)),
               input_example=native_layout(splits.test_images[:2]).numpy(), registered_model_name=register_as,
               validate_serving_input=False)
 
