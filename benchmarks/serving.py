@@ -41,7 +41,7 @@ from convzoo.distributed import cores
 from convzoo.export import cpu_eval_copy
 from convzoo.fashion_mnist import load
 from convzoo.pipeline import model_input
-from convzoo.serving import default_workers
+from convzoo.serving import default_workers, server_environment
 from convzoo.tables import format_table
 
 PAYLOADS = ("float", "raw", "png")
@@ -95,10 +95,9 @@ def payloads(size: int) -> dict[str, bytes]:
 
 def start_server(command: list[str], port: int, folder: Path) -> subprocess.Popen:
     """A server process (its own session), ready to answer; its log in ``folder``."""
-    env = {**os.environ, "TMPDIR": str(folder),
-           "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
     log = open(folder / f"server-{port}.log", "w")
-    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(command, env=server_environment(folder), stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
     deadline = time.monotonic() + 180
     while True:
         try:
@@ -238,7 +237,6 @@ def main() -> None:
         import mlflow.onnx
 
         raw_model = mlflow.onnx.load_model(f"runs:/{run_id}/onnx-model", dst_path=str(folder)).SerializeToString()
-        float_feed = {"images": model_input(image, size).numpy()}
         raw_feed, float_feed = {"image": image[:, 0].numpy()}, {"images": model_input(image, size).numpy()}
         in_process = {"raw, onnxruntime's defaults": in_process_rate(raw_model, raw_feed),
                       f"raw, as served ({threads} threads, no spinning)": in_process_rate(raw_model, raw_feed, threads,

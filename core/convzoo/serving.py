@@ -42,13 +42,18 @@ def serve(target: str, host: str, port: int, workers: int, echo: Callable[[str],
              f"thread(s); POST {{\"inputs\": [uint8 images, or base64 PNG/JPEG]}}")
         command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", path, "--env-manager", "local",
                    "--host", host, "--port", str(port), "--workers", str(workers)]
-        # uvicorn from this environment; MLflow's own copy of the model goes into the folder that is removed
-        environment = {**QUIET, **os.environ, THREADS_VARIABLE: str(threads), "TMPDIR": folder,
-                       "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
+        environment = {**QUIET, **server_environment(folder), THREADS_VARIABLE: str(threads)}
         server = subprocess.Popen(command, env=environment, preexec_fn=stop_with_parent)
         with passed_on(server) as received:
             status = server.wait()
     return exit_code(received[0]) if received else status
+
+
+def server_environment(folder: str) -> dict[str, str]:
+    """This process's environment for ``mlflow models serve``: uvicorn from this Python's environment, and temp files
+    (MLflow's own copy of the model) in ``folder``."""
+    return {**os.environ, "TMPDIR": str(folder),
+            "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
 
 
 @contextlib.contextmanager
