@@ -111,15 +111,16 @@ def test_data_parallel_compares_one_process_with_two_and_times_the_all_reduce(tm
 def test_step_profile_lists_where_a_step_goes_and_its_mfu(tmp_path):
     out = tmp_path / "profile.json"
     done = bench("step_profile.py", "--arch", "vgg", "--recipe", "quick", "--steps", "1", "--warmup", "1", "--top",
-                 "3", "--json", str(out))
+                 "8", "--json", str(out))
     assert done.returncode == 0, done.stderr + done.stdout
     [row] = json.loads(out.read_text())["results"]
     assert (row["arch"], row["input_size"], row["batch_size"]) == ("vgg", 112, 64)  # the quick recipe
     assert row["examples_per_sec"] == pytest.approx(64 / row["step_seconds"])
     assert 0 < row["mfu"] < 1.5
     shares = [top["share"] for top in row["top"]]
-    assert len(shares) == 3 and shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1
-    assert "convolution" in row["top"][0]["op"]
+    assert len(shares) == 8 and shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1
+    # which op leads depends on the CPU (max pooling led on one CI machine); a VGG step always spends in convolution
+    assert any("convolution" in top["op"] for top in row["top"])
     assert f"MFU {row['mfu']:.0%}" in done.stdout and "SHARE OF STEP" in done.stdout
 
 
