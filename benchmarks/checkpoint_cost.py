@@ -18,13 +18,14 @@ from pathlib import Path
 import mlflow
 
 import report
-from convzoo import checkpoint
-from convzoo.callbacks import Callback
-from convzoo.config import DEFAULT_CHECKPOINT_EVERY, resolve_config
-from convzoo.plugins import get_registry
-from convzoo.registry import resolve
-from convzoo.run import build_model, make_loaders, prepare_device
-from convzoo.trainer import Trainer
+from convzoo.training import checkpoint
+from convzoo.training.callbacks import Callback
+from convzoo.config import DEFAULT_CHECKPOINT_EVERY
+from convzoo.runs.settings import resolve_config
+from convzoo.registry.plugins import get_registry
+from convzoo.registry.catalogue import resolve
+from convzoo.training.setup import build_model, make_loaders, prepare_device
+from convzoo.training.trainer import Trainer
 from convzoo.vocabulary import CHECKPOINTS_DIR
 
 RECIPES = ("seed", "quick")

@@ -32,9 +32,9 @@ def quick_setup(name: str) -> tuple[int, int, int]:
     """(input size, global batch, parameter count) of ``name`` at its quick recipe."""
     import torch
 
-    from convzoo.config import resolve_config
-    from convzoo.plugins import get_registry
-    from convzoo.summary import count_params
+    from convzoo.runs.settings import resolve_config
+    from convzoo.registry.plugins import get_registry
+    from convzoo.registry.summary import count_params
 
     config, arch, data = resolve_config(get_registry(), name, recipe="quick")
     with torch.device("meta"):
@@ -91,10 +91,10 @@ def all_reduce_worker(names: list[str], steps: int, out: str) -> None:
     import torch.distributed as dist
     import torch.nn.functional as F
 
-    from convzoo.config import resolve_config
-    from convzoo.devices import resolve_precision
-    from convzoo.plugins import get_registry
-    from convzoo.trainer import autocast, make_optimizer
+    from convzoo.runs.settings import resolve_config
+    from convzoo.training.devices import resolve_precision
+    from convzoo.registry.plugins import get_registry
+    from convzoo.training.trainer import autocast, make_optimizer
 
     dist.init_process_group("gloo")
     costs = {}

@@ -17,12 +17,12 @@ import onnxruntime
 import torch
 
 import report
-from convzoo.config import resolve_config
-from convzoo.export import export_onnx, measure_speed, onnx_runner, torch_runner
-from convzoo.plugins import get_registry
-from convzoo.quantize import quantize_int8
-from convzoo.registry import resolve
-from convzoo.run import build_model
+from convzoo.runs.settings import resolve_config
+from convzoo.deploy.export import export_onnx, measure_speed, onnx_runner, torch_runner
+from convzoo.registry.plugins import get_registry
+from convzoo.deploy.quantize import quantize_int8
+from convzoo.registry.catalogue import resolve
+from convzoo.training.setup import build_model
 
 ENGINES = ("torch", "onnx", "int8")
 

@@ -11,10 +11,10 @@ from typing import Any, Sequence
 import torch
 
 import convzoo
-from convzoo.config import choose_recipe
+from convzoo.runs.settings import choose_recipe
 from convzoo.errors import ConvzooError
-from convzoo.peak import cpu_model, onednn_isa
-from convzoo.plugins import get_registry
+from convzoo.training.peak import cpu_model, onednn_isa
+from convzoo.registry.plugins import get_registry
 from convzoo.tables import format_table
 
 RESULTS_DIR = Path(__file__).parent / "results"

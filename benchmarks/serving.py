@@ -36,12 +36,12 @@ import torch
 from PIL import Image
 
 import report
-from convzoo.artifacts import QUIET
-from convzoo.distributed import cores
-from convzoo.export import cpu_eval_copy
-from convzoo.fashion_mnist import load
-from convzoo.pipeline import model_input
-from convzoo.serving import default_workers, server_environment
+from convzoo.tracking.artifacts import QUIET
+from convzoo.training.distributed import cores
+from convzoo.deploy.export import cpu_eval_copy
+from convzoo.data.fashion_mnist import load
+from convzoo.data.pipeline import model_input
+from convzoo.deploy.serving import default_workers, server_environment
 from convzoo.tables import format_table
 
 PAYLOADS = ("float", "raw", "png")
@@ -65,7 +65,8 @@ def float_model(run_id: str, folder: Path) -> tuple[Path, int]:
     import mlflow.onnx
     import mlflow.pytorch
 
-    from convzoo.vocabulary import PYTORCH_MODEL, trained_run as find_run
+    from convzoo.vocabulary import PYTORCH_MODEL
+    from convzoo.tracking.lookup import trained_run as find_run
 
     trained = find_run(run_id)
     network = cpu_eval_copy(mlflow.pytorch.load_model(trained.model_uri(PYTORCH_MODEL), dst_path=str(folder)))

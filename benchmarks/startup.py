@@ -1,8 +1,9 @@
-"""Command-line start-up: `convzoo --help` and `convzoo plugins` against `python -c "import torch"`, side by side.
+"""Command-line start-up: `convzoo --help`, `convzoo plugins` and refusing a misspelt architecture, against
+`python -c "import torch"`, side by side.
 
     python benchmarks/startup.py
 
-Neither command imports torch; the ratio shows what that saves on this machine.
+None of the three imports torch (nor mlflow); the ratio shows what that saves on this machine.
 """
 from __future__ import annotations
 
@@ -16,22 +17,25 @@ from pathlib import Path
 
 import report
 
+# name: (command, the exit code it must end with)
 COMMANDS = {
-    "convzoo --help": ["{convzoo}", "--help"],
-    "convzoo plugins": ["{convzoo}", "plugins"],
-    "python -c 'import torch'": [sys.executable, "-c", "import torch"],
+    "convzoo --help": (["{convzoo}", "--help"], 0),
+    "convzoo plugins": (["{convzoo}", "plugins"], 0),
+    "convzoo train resnet (refused)": (["{convzoo}", "train", "resnet"], 1),
+    "python -c 'import torch'": ([sys.executable, "-c", "import torch"], 0),
 }
 
 
-def wall_seconds(command: list[str], repeats: int) -> float:
+def wall_seconds(command: list[str], exit_code: int, repeats: int) -> float:
     """Median wall time of ``command`` after one untimed run (which warms the file cache)."""
-    subprocess.run(command, check=True, capture_output=True)
     timings = []
-    for _ in range(repeats):
+    for _ in range(repeats + 1):
         start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
+        done = subprocess.run(command, capture_output=True, text=True)
         timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
+        if done.returncode != exit_code:
+            sys.exit(f"error: {' '.join(command)} exited {done.returncode}, not {exit_code}: {done.stderr.strip()}")
+    return statistics.median(timings[1:])
 
 
 def main() -> None:
@@ -43,8 +47,8 @@ def main() -> None:
     convzoo = shutil.which("convzoo", path=str(Path(sys.executable).parent)) or shutil.which("convzoo")
     if convzoo is None:
         sys.exit("error: the convzoo command is not installed next to this Python or on PATH; run `make install`")
-    seconds = {name: wall_seconds([part.format(convzoo=convzoo) for part in command], args.repeats)
-               for name, command in COMMANDS.items()}
+    seconds = {name: wall_seconds([part.format(convzoo=convzoo) for part in command], exit_code, args.repeats)
+               for name, (command, exit_code) in COMMANDS.items()}
     torch_seconds = seconds["python -c 'import torch'"]
     rows = [[name, f"{value:.3f}", f"{value / torch_seconds:.2f}"] for name, value in seconds.items()]
     info = report.machine()

@@ -17,12 +17,12 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import report
-from convzoo.config import resolve_config
-from convzoo.devices import resolve_device, resolve_precision
-from convzoo.peak import peak
-from convzoo.plugins import get_registry
+from convzoo.runs.settings import resolve_config
+from convzoo.training.devices import resolve_device, resolve_precision
+from convzoo.training.peak import peak
+from convzoo.registry.plugins import get_registry
 from convzoo.tables import format_table
-from convzoo.utilization import Utilization, counted_flops
+from convzoo.training.utilization import Utilization, counted_flops
 from train_throughput import bare_steps
 
 

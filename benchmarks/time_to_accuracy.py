@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 import report
-from convzoo.config import choose_recipe
-from convzoo.plugins import get_registry
+from convzoo.runs.settings import choose_recipe
+from convzoo.registry.plugins import get_registry
 from convzoo.tables import format_table
 from convzoo.vocabulary import PARITY_TAG
 

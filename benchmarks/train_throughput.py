@@ -35,15 +35,17 @@ import torch.nn.functional as F
 
 import report
 from convzoo import hookimpl
-from convzoo.config import TrainConfig, resolve_config
-from convzoo.devices import resolve_device
-from convzoo.plugins import get_plugin_manager, get_registry
-from convzoo.registry import Architecture, Dataset, resolve
-from convzoo.run import build_model, make_loaders, prepare_device, train
+from convzoo.config import TrainConfig
+from convzoo.runs.settings import resolve_config
+from convzoo.training.devices import resolve_device
+from convzoo.registry.plugins import get_plugin_manager, get_registry
+from convzoo.registry.catalogue import Architecture, Dataset, resolve
+from convzoo.runs.training_run import train
+from convzoo.training.setup import build_model, make_loaders, prepare_device
 from convzoo.tables import format_table
-from convzoo.peak import peak
-from convzoo.trainer import autocast, make_optimizer
-from convzoo.utilization import Utilization, counted_flops
+from convzoo.training.peak import peak
+from convzoo.training.trainer import autocast, make_optimizer
+from convzoo.training.utilization import Utilization, counted_flops
 
 LOOPS = ("baseline", "bare", "convzoo")
 TARGETS = {"convzoo_over_baseline": 2.0, "convzoo_over_bare": 0.97}
@@ -94,8 +96,8 @@ def synchronize(device: torch.device) -> None:
 
 def torchvision_root(data_dir: str | None, folder: Path) -> Path:
     """Un-gzipped, checksum-verified copies of the data set where torchvision's ``FashionMNIST`` looks for them."""
-    from convzoo.fashion_mnist import FILES, locate
-    from convzoo.idx import read_verified
+    from convzoo.data.fashion_mnist import FILES, locate
+    from convzoo.data.idx import read_verified
 
     raw = folder / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)

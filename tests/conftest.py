@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from helpers import MlflowServer, process_store
 
-from convzoo import plugins
-from convzoo.scaffold import PYPROJECT
+from convzoo.registry import plugins
+from convzoo.registry.scaffold import PYPROJECT
 
 
 # What makes a test slow (seconds to minutes): a fixture that trains or starts servers, or a module of end-to-end
@@ -43,7 +43,7 @@ def build(in_channels, num_classes, *, input_size, width):
 def load(data_dir=None):
     import torch
 
-    from convzoo.data import ImageSplits
+    from convzoo.data.splits import ImageSplits
 
     images = torch.zeros(8, 1, 8, 8, dtype=torch.uint8)
     labels = torch.arange(8) % 2
@@ -56,6 +56,18 @@ def register_architectures(register):
              min_input_size=1, options={"width": 8}, recipes={"seed": {"epochs": 1, "batch_size": 32, "lr": 0.01}})
     register(name="exploding", build=build_exploding, description="Raises in forward", input_size=28,
              recipes={"seed": {"epochs": 1, "batch_size": 32, "lr": 0.01}})
+    register(name="unexportable", build=build_unexportable, description="Trains, but its export disagrees",
+             input_size=28, recipes={"seed": {"epochs": 1, "batch_size": 32, "lr": 0.01}})
+
+
+def build_unexportable(in_channels, num_classes, *, input_size):
+    import torch
+
+    class Unexportable(torch.nn.Sequential):
+        def forward(self, x):  # exported, it answers the opposite: the ONNX parity check fails
+            return -super().forward(x) if torch.compiler.is_exporting() else super().forward(x)
+
+    return Unexportable(torch.nn.Flatten(), torch.nn.Linear(in_channels * input_size * input_size, num_classes))
 
 
 def build_exploding(in_channels, num_classes, *, input_size):
@@ -206,7 +218,7 @@ def measured_peaks():
     otherwise only a fresh machine's first run prints the line that says it measures."""
     import torch
 
-    from convzoo.peak import peak
+    from convzoo.training.peak import peak
 
     return [peak(torch.device("cpu"), precision) for precision in ("fp32", "bf16")]
 
@@ -300,9 +312,9 @@ def short_run(in_session_store, _short_runs, monkeypatch):
     """``short_run(arch)``: a real 2-epoch, 2-batch run of ``arch`` (with ONNX export and parity on the whole test
     set), made once per session, at the architecture's smallest input size (at least 32): its registered size is
     exported and compared by the conformance checks, and parity on 10,000 images at 224 px costs minutes."""
-    from convzoo.config import resolve_config
-    from convzoo.plugins import get_registry
-    from convzoo.run import train
+    from convzoo.runs.settings import resolve_config
+    from convzoo.registry.plugins import get_registry
+    from convzoo.runs.training_run import train
 
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")
 
@@ -321,9 +333,9 @@ def short_run(in_session_store, _short_runs, monkeypatch):
 @pytest.fixture(scope="session")
 def trained_vgg(session_store):
     """A small VGG trained for real (300 batches of 64 at 64x64, about 0.85 test accuracy), with its ONNX model."""
-    from convzoo.config import resolve_config
-    from convzoo.plugins import get_registry
-    from convzoo.run import train
+    from convzoo.runs.settings import resolve_config
+    from convzoo.registry.plugins import get_registry
+    from convzoo.runs.training_run import train
 
     folder, uri = session_store
     with pytest.MonkeyPatch.context() as patch:

@@ -62,7 +62,8 @@ def test_startup_times_the_commands_against_importing_torch(tmp_path):
     done = bench("startup.py", "--repeats", "1", "--json", str(out))
     assert done.returncode == 0, done.stderr
     seconds = json.loads(out.read_text())["seconds"]
-    assert set(seconds) == {"convzoo --help", "convzoo plugins", "python -c 'import torch'"}
+    assert set(seconds) == {"convzoo --help", "convzoo plugins", "convzoo train resnet (refused)",
+                            "python -c 'import torch'"}
     assert all(value > 0 for value in seconds.values())
 
 

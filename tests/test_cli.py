@@ -7,11 +7,11 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from convzoo.cli import cli
+from convzoo.cli.app import cli
 
 NO_TORCH = """
 import sys
-from convzoo.cli import cli
+from convzoo.cli.app import cli
 try:
     cli(sys.argv[1:], prog_name="convzoo")
 except SystemExit:

@@ -5,8 +5,8 @@ import pytest
 from click.testing import CliRunner
 
 from convzoo import get_architecture, list_architectures
-from convzoo.cli import cli
-from convzoo.plugins import get_registry
+from convzoo.cli.app import cli
+from convzoo.registry.plugins import get_registry
 from convzoo.testing import CHECKS, check_dataset, check_min_input_size, check_onnx_export
 
 
@@ -43,8 +43,8 @@ def test_flops_per_example_count_forward_and_backward_without_touching_the_rando
     import torch
     from torch import nn
 
-    from convzoo.registry import Architecture
-    from convzoo.summary import flops_per_example
+    from convzoo.registry.catalogue import Architecture
+    from convzoo.registry.summary import flops_per_example
 
     def build(in_channels, num_classes, *, input_size):
         return nn.Sequential(nn.Conv2d(in_channels, 4, 3, padding=1), nn.Flatten(),
@@ -87,7 +87,7 @@ def test_datasets_lists_every_registered_data_set(run_convzoo):
 def test_the_documented_dataset_plugin_example_passes_the_dataset_check():
     from pathlib import Path
 
-    from convzoo.registry import Dataset
+    from convzoo.registry.catalogue import Dataset
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "writing-plugins.md").read_text()
     example = text[text.index("## A dataset plugin"):].split("```python\n", 1)[1].split("```", 1)[0]

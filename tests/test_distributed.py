@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from helpers import COMPARED, convzoo, history, start, status, wait_for_checkpoint
 
-from convzoo.cli import cli
+from convzoo.cli.app import cli
 
 TINY_RUN = ("tinynet", "--precision", "fp32", "--epochs", "2", "--batch-size", "32", "--limit-train-batches", "6",
             "--limit-eval-batches", "3", "--export", "false")

@@ -2,8 +2,8 @@
 import re
 from pathlib import Path
 
-from convzoo.cli import cli
-from convzoo.reference import BEGIN, END, generated_block, helpers_reference
+from convzoo.cli.app import cli
+from convzoo.cli.reference import BEGIN, END, generated_block, helpers_reference
 from convzoo.testing import CHECKS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -13,7 +13,7 @@ DOCS = {path.name: path.read_text() for path in (ROOT / "docs").glob("*.md")}
 
 def test_the_readme_command_summary_is_what_click_says():
     block = README[README.index(BEGIN):README.index(END) + len(END)]
-    assert block == generated_block(cli), "run: python -m convzoo.reference README.md"
+    assert block == generated_block(cli), "run: python -m convzoo.cli.reference README.md"
 
 
 def test_the_summary_shows_every_option_of_every_command():
@@ -42,7 +42,7 @@ def test_the_readme_says_models_are_logged_models_and_how_to_load_them():
 
 
 def test_the_helpers_reference_is_what_the_code_says():
-    assert DOCS["helpers.md"] == helpers_reference(), "run: python -m convzoo.reference README.md docs/helpers.md"
+    assert DOCS["helpers.md"] == helpers_reference(), "run: python -m convzoo.cli.reference README.md docs/helpers.md"
     for name in ("flat_features(features: 'nn.Module', in_channels: 'int', input_size: 'int') -> 'int'",
                  "class convzoo.layers.GlobalAvgPool2d()", "class convzoo.OptionError"):
         assert name in DOCS["helpers.md"]

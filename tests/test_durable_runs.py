@@ -18,7 +18,7 @@ import torch
 from click.testing import CliRunner
 from helpers import COMPARED, convzoo, history, start, status, wait_for_checkpoint
 
-from convzoo.cli import cli
+from convzoo.cli.app import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -5,9 +5,9 @@ import shutil
 import pytest
 import torch
 
-from convzoo import fashion_mnist
+from convzoo.data import fashion_mnist
 from convzoo.errors import ConvzooError
-from convzoo.plugins import get_registry
+from convzoo.registry.plugins import get_registry
 
 
 @pytest.fixture(scope="module")

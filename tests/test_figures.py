@@ -4,8 +4,8 @@ import sys
 
 import torch
 
-from convzoo import figures
-from convzoo.trainer import EpochMetrics
+from convzoo.tracking import figures
+from convzoo.training.trainer import EpochMetrics
 
 
 def history(epochs):
@@ -25,7 +25,7 @@ def test_the_comparison_curves_tick_whole_epochs_only():
 
 
 def test_figures_are_drawn_without_pyplot_or_a_backend_switch():
-    script = ("import sys, matplotlib; before = matplotlib.get_backend(); from convzoo import figures, trainer; "
+    script = ("import sys, matplotlib; before = matplotlib.get_backend(); from convzoo.tracking import figures; from convzoo.training import trainer; "
               "import torch; m = figures.confusion_matrix(torch.tensor([0, 1]), torch.tensor([0, 0]), 2); "
               "figures.plot_confusion_matrix(m, ('a', 'b')).savefig(sys.argv[1]); "
               "print('matplotlib.pyplot' in sys.modules, matplotlib.get_backend() == before)")

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from convzoo import hookimpl, hookspecs
-from convzoo.observers import RunContext, notify
-from convzoo.plugins import load
+from convzoo import hookimpl
+from convzoo.registry import hookspecs
+from convzoo.training.observers import RunContext, notify
+from convzoo.registry.plugins import load
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS = sorted(name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "convzoo_spec"))

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc
 
 # mallinfo2 of a fresh process that allocates and frees a 64 MiB tensor, with or without keep_freed_memory()
 PROBE = MALLINFO + '''
-from convzoo.memory import keep_freed_memory
+from convzoo.training.memory import keep_freed_memory
 kept = keep_freed_memory() if sys.argv[1] == "keep" else None
 before = libc.mallinfo2()
 block = torch.ones(64 << 20, dtype=torch.uint8)

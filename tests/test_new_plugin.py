@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from convzoo.cli import cli
+from convzoo.cli.app import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,12 +17,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 from convzoo import list_architectures
-from convzoo.cli import cli
-from convzoo.export import ParityError, export_onnx, onnx_runner, torch_runner
-from convzoo.fashion_mnist import CLASS_NAMES, load
-from convzoo.image_classifier import ImageClassifier
-from convzoo.pipeline import model_input
-from convzoo.publish import verify_and_log
+from convzoo.cli.app import cli
+from convzoo.deploy.export import ParityError, export_onnx, onnx_runner, torch_runner
+from convzoo.data.fashion_mnist import CLASS_NAMES, load
+from convzoo.deploy.image_classifier import ImageClassifier
+from convzoo.data.pipeline import model_input
+from convzoo.deploy.publish import verify_and_log
 
 BIN = Path(sys.executable).parent
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from convzoo.fashion_mnist import load
-from convzoo.pipeline import BatchLoader, augment, flip_and_shift, model_input, resize
+from convzoo.data.fashion_mnist import load
+from convzoo.data.pipeline import BatchLoader, augment, flip_and_shift, model_input, resize
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_channels_last_batches(splits):
 
 @pytest.mark.parametrize("augmentation", [{"augment": True}, {"flip_shift": True}])
 def test_ranks_split_every_global_batch_and_together_see_what_one_process_sees(splits, augmentation):
-    from convzoo.distributed import World
+    from convzoo.training.distributed import World
 
     one = [(images, labels) for images, labels in loader(splits, **augmentation)]
     ranks = [[(images, labels) for images, labels in loader(splits, **augmentation, world=World(rank, 3))]
@@ -92,7 +92,7 @@ def test_ranks_split_every_global_batch_and_together_see_what_one_process_sees(s
 
 
 def test_unshuffled_positions_of_all_ranks_cover_the_test_set_once(splits):
-    from convzoo.distributed import World
+    from convzoo.training.distributed import World
 
     test = BatchLoader(splits.test_images, splits.test_labels, 300, 28, torch.device("cpu"), shuffle=False,
                        world=World(0, 4), limit_batches=5)

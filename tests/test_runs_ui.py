@@ -11,10 +11,10 @@ import urllib.request
 import pytest
 from click.testing import CliRunner
 
-from convzoo.cli import cli
-from convzoo.config import resolve_config
-from convzoo.plugins import get_registry
-from convzoo.run import train
+from convzoo.cli.app import cli
+from convzoo.runs.settings import resolve_config
+from convzoo.registry.plugins import get_registry
+from convzoo.runs.training_run import train
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from helpers import ModelServer
 from PIL import Image
 
-from convzoo.cli import cli
-from convzoo.fashion_mnist import CLASS_NAMES, load
-from convzoo.image_classifier import MAX_IMAGES, MAX_PIXELS
-from convzoo.pipeline import model_input
+from convzoo.cli.app import cli
+from convzoo.data.fashion_mnist import CLASS_NAMES, load
+from convzoo.deploy.image_classifier import MAX_IMAGES, MAX_PIXELS
+from convzoo.data.pipeline import model_input
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ import torch
 from click.testing import CliRunner
 from helpers import convzoo, start
 
-from convzoo.cli import cli
-from convzoo.space import parse_param
+from convzoo.cli.app import cli
+from convzoo.studies.space import parse_param
 
 TINY = ("--epochs", "2", "--limit-train-batches", "3", "--limit-eval-batches", "2", "--resize", "32",
         "--batch-size", "16")

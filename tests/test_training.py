@@ -1,4 +1,6 @@
 """Short real training runs on real Fashion-MNIST into a real MLflow SQLite store."""
+import dataclasses
+
 import mlflow
 import mlflow.pytorch
 import pytest
@@ -6,15 +8,16 @@ import torch
 from click.testing import CliRunner
 
 from convzoo import hookimpl, list_architectures
-from convzoo.cli import cli
-from convzoo.config import TrainConfig, resolve_config
-from convzoo.data import ImageSplits
+from convzoo.cli.app import cli
+from convzoo.config import TrainConfig
+from convzoo.runs.settings import resolve_config
+from convzoo.data.splits import ImageSplits
 from convzoo.errors import ConvzooError
-from convzoo.fashion_mnist import FILES, load
-from convzoo.pipeline import resize
-from convzoo.plugins import get_registry
-from convzoo.run import train
-from convzoo.summary import flops_per_example
+from convzoo.data.fashion_mnist import FILES, load
+from convzoo.data.pipeline import resize
+from convzoo.registry.plugins import get_registry
+from convzoo.runs.training_run import train
+from convzoo.registry.summary import flops_per_example
 
 PLOTS = {"plots/confusion_matrix.png", "plots/learning_curves.png", "plots/misclassified.png"}
 
@@ -121,16 +124,15 @@ def test_an_observer_that_raises_is_printed_tagged_and_raised_in_strict_mode(tra
 
 
 def test_a_run_is_named_arch_recipe_unless_somebody_named_it(tracking_store, monkeypatch):
-    from convzoo.tracking import run_name
+    from convzoo.tracking.active_run import run_name
 
-    config, _, _ = short_config("vgg")
     client = mlflow.MlflowClient()
-    assert run_name(config, None) == "vgg-quick"
-    assert run_name(config, "vgg-quick-t3 lr=0.01") == "vgg-quick-t3 lr=0.01"
+    assert run_name("vgg-quick", None) == "vgg-quick"
+    assert run_name("vgg-quick", "vgg-quick-t3 lr=0.01") == "vgg-quick-t3 lr=0.01"
     for made_by_mlflow_run, expected in ((client.create_run("0"), "vgg-quick"),  # MLflow's random name
                                          (client.create_run("0", run_name="my-baseline"), None)):  # --run-name
         monkeypatch.setenv("MLFLOW_RUN_ID", made_by_mlflow_run.info.run_id)
-        assert run_name(config, None) == expected
+        assert run_name("vgg-quick", None) == expected
 
 
 @pytest.mark.slow
@@ -156,6 +158,21 @@ def test_a_run_that_raises_ends_failed(tracking_store, load_with):
     assert run.info.status == "FAILED"
     assert recorder.calls == [("start", "exploding", True), ("exception", "RuntimeError"), ("end", "FAILED")]
     assert "convzoo.flops_per_example" not in run.data.tags  # its forward raises on the meta device too
+
+
+def test_an_export_that_fails_after_training_is_an_exception_of_the_run(tracking_store, load_with):
+    """on_exception fires for an error anywhere after on_run_start, as its hookspec says: here the ONNX parity
+    check."""
+    pm, registry = load_with("convzoo-tinynet")
+    recorder = Recorder()
+    pm.register(recorder)
+    config, arch, dataset = short_config("unexportable", registry)
+    with pytest.raises(ConvzooError, match="ONNX parity check failed"):
+        train(dataclasses.replace(config, export=True), arch, dataset, echo=lambda line: None, pm=pm)
+    [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FAILED"
+    assert [call[0] for call in recorder.calls] == ["start", "epoch", "epoch", "exception", "end"]
+    assert recorder.calls[-2:] == [("exception", "ParityError"), ("end", "FAILED")]
 
 
 def test_ctrl_c_ends_the_run_killed(tracking_store, load_with):
@@ -230,7 +247,7 @@ def test_the_resolved_recipe_holds_the_input_size_and_options_and_older_checkpoi
     ({"epochs": 0}, "epochs can only be raised on resume (the run has 3, got 0)"),
 ])
 def test_resume_refuses_what_would_train_another_network(requested, message):
-    from convzoo.resume import resumed_config
+    from convzoo.runs.resume import resumed_config
 
     config, arch, _ = resolve_config(get_registry(), "vgg", recipe="quick", options={"ratio": 16})
     with pytest.raises(ConvzooError) as refused:
@@ -254,7 +271,7 @@ def test_same_seed_same_config_gives_identical_metrics(tracking_store):
 
 def test_onecycle_warms_up_to_the_recipe_lr_then_anneals_and_stretches_on_resume():
     from convzoo.recipes import Recipe
-    from convzoo.trainer import make_optimizer, make_scheduler, stretch_schedule
+    from convzoo.training.trainer import make_optimizer, make_scheduler, stretch_schedule
 
     hyper = Recipe(epochs=1, batch_size=1, lr=0.01, schedule="onecycle")
 

@@ -7,9 +7,9 @@ import mlflow
 import pytest
 import torch
 
-from convzoo.peak import Peak, cache_dir, onednn_isa, peak
-from convzoo.trainer import EpochMetrics, time_to_target
-from convzoo.utilization import Utilization
+from convzoo.training.peak import Peak, cache_dir, onednn_isa, peak
+from convzoo.training.trainer import EpochMetrics, time_to_target
+from convzoo.training.utilization import Utilization
 
 CPU = torch.device("cpu")
 
@@ -59,12 +59,12 @@ def test_a_corrupt_cache_is_measured_again_and_rewritten_whole(empty_cache):
 
 def test_precision_auto_follows_the_isa_onednn_reports():
     """Capped at AVX2, oneDNN has no bfloat16 instructions on any CPU, and auto picks fp32."""
-    probe = ("import torch; from convzoo.peak import onednn_isa; from convzoo.devices import resolve_precision; "
+    probe = ("import torch; from convzoo.training.peak import onednn_isa; from convzoo.training.devices import resolve_precision; "
              "print(onednn_isa()); print(resolve_precision('auto', torch.device('cpu')))")
     capped = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                             env={"ONEDNN_MAX_CPU_ISA": "AVX2", "PATH": "/usr/bin:/bin"})
     assert capped.stdout.splitlines() == ["Intel AVX2", "fp32"]
-    from convzoo.devices import resolve_precision
+    from convzoo.training.devices import resolve_precision
 
     assert resolve_precision("auto", CPU) == ("bf16" if "bfloat16" in onednn_isa() else "fp32")
 
@@ -110,7 +110,7 @@ def test_convzoo_peak_prints_the_measured_peaks(run_convzoo, tmp_path):
 
 
 def test_epochs_logged_on_resume_get_their_mfu_too(tracking_store):
-    from convzoo.tracking import EpochLog, log_missing_epochs
+    from convzoo.tracking.run_log import EpochLog, log_missing_epochs
 
     utilization = Utilization(1_000_000, Peak("cpu", "fp32", "Intel AVX2", 1e9, "matmul 512x512"))
     first, second = epoch(100.0), EpochMetrics(**{**epoch(300.0).__dict__, "epoch": 2})
@@ -133,9 +133,9 @@ def test_time_to_target_is_the_training_and_evaluation_until_the_first_epoch_tha
 
 
 def test_a_run_with_a_target_logs_time_to_target_once(tracking_store):
-    from convzoo.config import resolve_config
-    from convzoo.plugins import get_registry
-    from convzoo.run import train
+    from convzoo.runs.settings import resolve_config
+    from convzoo.registry.plugins import get_registry
+    from convzoo.runs.training_run import train
 
     config, arch, dataset = resolve_config(get_registry(), "vgg", overrides={
         "epochs": 2, "batch_size": 64, "resize": 32, "target_acc": 0.05}, limit_train_batches=2, export=False)

@@ -1,4 +1,4 @@
 """``python -m convzoo`` runs the command-line interface."""
-from convzoo.cli import main
+from convzoo.cli.app import main
 
 main()

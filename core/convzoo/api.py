@@ -8,20 +8,15 @@ asked).
 """
 from __future__ import annotations
 
-import dataclasses
+from convzoo._moved import moved_names
+
 from typing import Any, Callable, Mapping
-
-from convzoo.errors import ConvzooError
-
-# TrainConfig's fields that are the run's settings rather than what the recipe or the architecture decides
-SETTINGS = ("device", "precision", "channels_last", "seed", "limit_train_batches", "limit_eval_batches", "data_dir",
-            "export", "register_as", "checkpoint_every", "checkpoint_dir")
 
 
 def train(arch: str, *, recipe: str = "auto", dataset: str = "fashion-mnist", options: Mapping[str, Any] | None = None,
           experiment: str | None = None, echo: Callable[[str], None] = print, keep_freed_memory: bool = False,
           **values: Any):
-    """Train ``arch`` in one MLflow run, as ``convzoo train`` does, and return its ``convzoo.run.TrainResult``
+    """Train ``arch`` in one MLflow run, as ``convzoo train`` does, and return its ``convzoo.TrainResult``
     (``run_id``, ``history`` of per-epoch ``EpochMetrics``, the trained ``model``, ``device``, ``precision``).
 
     ``values`` are the recipe's hyperparameters to override (``epochs``, ``batch_size``, ``lr``, ``resize``, ...) and
@@ -30,19 +25,13 @@ def train(arch: str, *, recipe: str = "auto", dataset: str = "fashion-mnist", op
     malloc keep freed memory for the next step, as the command line does: CPU steps of AlexNet and NiN get about a
     third faster, and the process keeps its peak memory until it exits.
     """
-    from convzoo.config import resolve_config
-    from convzoo.devices import resolve_device
-    from convzoo.plugins import get_registry
-    from convzoo.recipes import Recipe
-    from convzoo.run import train as train_run
+    from convzoo.registry.plugins import get_registry
+    from convzoo.runs.settings import run_config
+    from convzoo.runs.training_run import train as train_run
 
-    hyperparameters = [field.name for field in dataclasses.fields(Recipe) if field.name != "options"]
-    unknown = sorted(set(values) - set(hyperparameters) - set(SETTINGS))
-    if unknown:
-        raise ConvzooError(f"unknown setting {unknown[0]!r}; allowed: {', '.join([*hyperparameters, *SETTINGS])}")
-    on_gpu = resolve_device(values.get("device", "auto")).type == "cuda"
-    config, architecture, data = resolve_config(
-        get_registry(), arch, recipe=recipe, dataset=dataset, on_gpu=on_gpu, options=options,
-        overrides={name: values[name] for name in hyperparameters if name in values},
-        **{name: values[name] for name in SETTINGS if name in values})
+    config, architecture, data = run_config(get_registry(), arch, recipe=recipe, dataset=dataset, options=options,
+                                            **values)
     return train_run(config, architecture, data, experiment=experiment, echo=echo, keep_memory=keep_freed_memory)
+
+
+__getattr__ = moved_names(__name__)  # names this module held before the layered core

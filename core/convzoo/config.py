@@ -5,9 +5,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from convzoo._moved import moved_names
 from convzoo.errors import ConvzooError
 from convzoo.recipes import Recipe
-from convzoo.registry import Architecture, Dataset, Registry
 
 AUTO_RECIPE = "auto"
 # the choices of --device and --precision, here (no torch) so that the command line can show them without importing it
@@ -17,6 +17,12 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # of step time on a 2-core CPU (`make bench-checkpoint`); every other recipe is under 0.7 %. 500 steps would leave
 # NiN's seed recipe (469 steps an epoch) without a mid-epoch checkpoint.
 DEFAULT_CHECKPOINT_EVERY = 200
+
+
+def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    """A one-line error unless ``value`` is one of ``allowed`` (``name``: what is being chosen, e.g. device)."""
+    if value not in allowed:
+        raise ConvzooError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
 
 
 @dataclass(frozen=True)
@@ -66,44 +72,4 @@ class TrainConfig:
         return params
 
 
-def choose_recipe(arch: Architecture, requested: str, on_gpu: bool) -> str:
-    """``auto`` is ``seed`` on a GPU and ``quick`` on a CPU (falling back to ``seed`` if there is no ``quick``)."""
-    if not arch.recipes:
-        raise ConvzooError(f"architecture {arch.name} has no recipe to train with; its plugin registers recipes="
-                           f"{{'seed': {{'epochs': ..., 'batch_size': ..., 'lr': ...}}}} with it")
-    if requested == AUTO_RECIPE:
-        wanted = "seed" if on_gpu else "quick"
-        return wanted if wanted in arch.recipes else "seed"
-    if requested not in arch.recipes:
-        allowed = ", ".join([AUTO_RECIPE, *arch.recipes])
-        raise ConvzooError(f"unknown recipe {requested!r} for {arch.name}; choose one of: {allowed}")
-    return requested
-
-
-def resolve_config(
-    registry: Registry,
-    arch_name: str,
-    *,
-    recipe: str = AUTO_RECIPE,
-    dataset: str = "fashion-mnist",
-    on_gpu: bool = False,
-    overrides: Mapping[str, Any] | None = None,
-    options: Mapping[str, Any] | None = None,
-    **settings: Any,
-) -> tuple[TrainConfig, Architecture, Dataset]:
-    """Validate everything a run needs and return its effective config; every error is one line."""
-    arch, data = registry.get_architecture(arch_name), registry.get_dataset(dataset)
-    chosen = choose_recipe(arch, recipe, on_gpu)
-    base = arch.recipes[chosen]
-    hyper = dataclasses.replace(base, **{k: v for k, v in (overrides or {}).items() if v is not None})
-    hyper = dataclasses.replace(hyper, resize=hyper.resize or arch.input_size,
-                                options=arch.resolve_options({**base.options, **(options or {})}))
-    arch.check_input_size(hyper.resize)
-    zero_means = {"limit_train_batches": "all batches", "limit_eval_batches": "all batches",
-                  "checkpoint_every": "no mid-epoch checkpoints"}
-    for name, meaning in zero_means.items():
-        if settings.get(name, 0) < 0:
-            raise ConvzooError(f"{name} must be 0 ({meaning}) or positive, got {settings[name]!r}")
-    config = TrainConfig(arch=arch.name, dataset=data.name, recipe=recipe, recipe_resolved=chosen, hyper=hyper,
-                         **settings)
-    return config, arch, data
+__getattr__ = moved_names(__name__)  # names this module held before the layered core

@@ -6,6 +6,8 @@ import copy
 import torch
 from torch import nn
 
+__all__ = ["FlattenLayer", "GlobalAvgPool2d", "flat_features"]
+
 
 class FlattenLayer(nn.Module):
     """``d2l.FlattenLayer``: (N, C, H, W) -> (N, C*H*W); ``torch.flatten`` also works on channels_last."""

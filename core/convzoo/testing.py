@@ -7,8 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from convzoo.errors import ConvzooError
-from convzoo.registry import Architecture, Dataset, resolve
-from convzoo.summary import smallest_input_size, summarize
+from convzoo.registry.catalogue import Architecture, Dataset, resolve
+from convzoo.registry.summary import smallest_input_size, summarize
+
+__all__ = ["CHECKS", "check_dataset", "conformance_suite", "dataset_conformance_suite", "summary_shapes"]
 
 BATCH = 2
 
@@ -83,7 +85,7 @@ def check_onnx_export(arch: Architecture, in_channels: int = 1, num_classes: int
     import tempfile
     from pathlib import Path
 
-    from convzoo.export import export_onnx, onnx_runner, torch_runner
+    from convzoo.deploy.export import export_onnx, onnx_runner, torch_runner
 
     torch.manual_seed(0)
     model = arch.create(in_channels, num_classes).eval()
@@ -134,7 +136,7 @@ def check_dataset(dataset: Dataset, data_dir: str | None = None) -> None:
 def summary_shapes(name: str, resize: int | None = None, dataset: str = "fashion-mnist",
                    **options) -> list[tuple[str, tuple[int, ...]]]:
     """Each top-level block's name and output shape for one image, as ``convzoo summary`` prints them."""
-    from convzoo.plugins import get_registry
+    from convzoo.registry.plugins import get_registry
 
     registry = get_registry()
     arch, data = registry.get_architecture(name), registry.get_dataset(dataset)
@@ -159,7 +161,7 @@ def conformance_suite(name: str):
 def dataset_conformance_suite(name: str):
     """A pytest test running ``check_dataset`` on dataset ``name``:
     ``test_dataset = dataset_conformance_suite("x")``."""
-    from convzoo.plugins import get_registry
+    from convzoo.registry.plugins import get_registry
 
     def test_dataset() -> None:
         check_dataset(get_registry().get_dataset(name))

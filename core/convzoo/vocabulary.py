@@ -1,16 +1,9 @@
-"""convzoo's MLflow vocabulary: the names of the tags, logged models and artifact folders its runs carry, and looking
-a run up by id. Every module that writes or reads a run takes its names from here."""
+"""convzoo's MLflow vocabulary: the names of the tags, logged models and artifact folders its runs carry. Every module
+that writes or reads a run takes its names from here; this module imports nothing heavy (``convzoo.tracking.lookup``
+finds runs by id)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-import mlflow
-
-from convzoo.errors import ConvzooError
-
-if TYPE_CHECKING:
-    from convzoo.registry import Dataset
+from convzoo._moved import moved_names
 
 # what a training run is: every run `convzoo train` makes has these
 ARCH_TAG = "convzoo.arch"
@@ -66,12 +59,12 @@ COMPARISON_DIR = "comparison"
 SWEEP_DIR = "sweep"
 
 
-def get_run(run_id: str):
-    """The run ``run_id`` from the tracking store; an unknown id is a one-line error."""
-    try:
-        return mlflow.MlflowClient().get_run(run_id)
-    except mlflow.exceptions.MlflowException:
-        raise ConvzooError(f"no run {run_id!r} in the tracking store {mlflow.get_tracking_uri()}") from None
+def inside_mlflow_run() -> bool:
+    """Whether ``mlflow run`` started this process (it created the run, named it in this variable, and logged its
+    ``-P`` values)."""
+    import os
+
+    return bool(os.environ.get("MLFLOW_RUN_ID"))
 
 
 def run_uri(run_id: str, name: str) -> str:
@@ -79,45 +72,4 @@ def run_uri(run_id: str, name: str) -> str:
     return f"runs:/{run_id}/{name}"
 
 
-@dataclass(frozen=True)
-class TrainedRun:
-    """A run ``convzoo train`` made, with the data set and input size its models take."""
-
-    run: Any
-    dataset: Dataset
-    input_size: int
-
-    @property
-    def run_id(self) -> str:
-        return self.run.info.run_id
-
-    def model_uri(self, model: str) -> str:
-        return run_uri(self.run_id, model)
-
-    @classmethod
-    def of(cls, run) -> TrainedRun:
-        """``run`` with its data set and input size; a run ``convzoo train`` did not make is a one-line error."""
-        from convzoo.plugins import get_registry
-
-        params = run.data.params
-        if "resize" not in params or "dataset" not in params:
-            raise ConvzooError(f"run {run.info.run_id} was not made by convzoo train (it has no resize/dataset params)")
-        return cls(run, get_registry().get_dataset(params["dataset"]), int(params["resize"]))
-
-
-def trained_run(run_id: str) -> TrainedRun:
-    """The run ``run_id``; an unknown id, or a run ``convzoo train`` did not make, is a one-line error."""
-    return TrainedRun.of(get_run(run_id))
-
-
-def verified_onnx_uri(run_id: str) -> str:
-    """The URI of run ``run_id``'s ONNX model; an error if the run is unknown or has no logged model that passed
-    parity."""
-    run = get_run(run_id)
-    parity = run.data.tags.get(PARITY_TAG, "not run")
-    if parity != "passed":
-        raise ConvzooError(f"run {run_id} has no verified ONNX model (parity: {parity})")
-    logged = mlflow.MlflowClient().search_logged_models([run.info.experiment_id], f"source_run_id = '{run_id}'")
-    if ONNX_MODEL not in {model.name for model in logged}:
-        raise ConvzooError(f"run {run_id} has no logged model {ONNX_MODEL!r}")
-    return run_uri(run_id, ONNX_MODEL)
+__getattr__ = moved_names(__name__)  # names this module held before the layered core

@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from convzoo.errors import ConvzooError
+from convzoo import ConvzooError
 from convzoo.layers import flat_features
 
 

@@ -1,7 +1,7 @@
 """VGG, layer for layer as in the seed notebook: ``vgg_block`` and ``vgg``."""
 from torch import nn
 
-from convzoo.errors import ConvzooError
+from convzoo import ConvzooError
 from convzoo.layers import FlattenLayer
 
 # VGG-11: (number of convolutions, output channels) per block

@@ -1,0 +1,179 @@
+"""ONNX export of a trained network, proven with onnxruntime to give PyTorch's answers before it counts."""
+from __future__ import annotations
+
+import statistics
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from convzoo.errors import ConvzooError
+from convzoo.data.pipeline import model_input
+
+# torchvision's ONNX test tolerances
+RTOL, ATOL = 1e-3, 1e-5
+INPUT_NAME, LOGITS, PROBABILITIES = "image", "logits", "probabilities"
+PROVIDERS = ["CPUExecutionProvider"]
+
+
+class ParityError(ConvzooError):
+    """The ONNX model does not give the PyTorch model's answers."""
+
+
+class ImagesInNamesOut(nn.Module):
+    """``network`` behind convzoo's input pipeline: uint8 images in the data set's layout (``native_layout``) are
+    scaled and resized as in training; out come the logits and the class probabilities."""
+
+    def __init__(self, network: nn.Module, input_size: int) -> None:
+        super().__init__()
+        self.network, self.input_size = network, input_size
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        images = image.unsqueeze(1) if image.ndim == 3 else image.permute(0, 3, 1, 2)
+        logits = self.network(model_input(images, self.input_size))
+        return logits, logits.softmax(1)
+
+
+def native_layout(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N x C x H x W) as images are stored and deployed: N x H x W for one channel, else N x H x W x C."""
+    return images[:, 0] if images.shape[1] == 1 else images.permute(0, 2, 3, 1).contiguous()
+
+
+def export_onnx(model: nn.Module, input_size: int, image_shape: tuple[int, int, int], path: Path,
+                metadata: dict[str, str] | None = None) -> Path:
+    """Write ``model`` (eval, fp32, CPU) behind its input pipeline to one ONNX file, with a dynamic batch dimension:
+    input ``image`` (uint8 images of ``image_shape``, C x H x W, in ``native_layout``), outputs ``logits`` and
+    ``probabilities``; ``metadata`` goes into the model's metadata. The file is checked fully."""
+    import onnx
+
+    # a batch of 2 keeps the batch dimension dynamic
+    example = native_layout(torch.randint(0, 256, (2, *image_shape), dtype=torch.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(ImagesInNamesOut(cpu_eval_copy(model), input_size), (example,),
+                                    dynamic_shapes=({0: "batch"},), input_names=[INPUT_NAME],
+                                    output_names=[LOGITS, PROBABILITIES], verbose=False)
+    program.model.metadata_props.update(metadata or {})
+    program.save(str(path), external_data=False)
+    onnx.checker.check_model(str(path), full_check=True)
+    return path
+
+
+def cpu_eval_copy(model: nn.Module) -> nn.Module:
+    """The model on the CPU in fp32, eval mode and the default memory format (the form that is exported)."""
+    import copy
+
+    if isinstance(model, torch.fx.GraphModule):  # a model loaded back from MLflow's pt2 format
+        return model
+    return copy.deepcopy(model).cpu().float().to(memory_format=torch.contiguous_format).eval()
+
+
+def reference_model(model: nn.Module) -> nn.Module:
+    """``cpu_eval_copy`` in channels_last: the same fp32 answers, 1.1-8x sooner on a CPU (MobileNet, EfficientNet most,
+    whose depthwise convolutions are slow in the default format). A loaded pt2 model is left as it is."""
+    model = cpu_eval_copy(model)
+    return model if isinstance(model, torch.fx.GraphModule) else model.to(memory_format=torch.channels_last)
+
+
+def session(path: Path):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(path), options, providers=PROVIDERS)
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    images: int
+    max_abs_diff: float
+    max_rel_diff: float
+    within_tolerance: bool
+    top1_agreement: float
+    onnx_test_acc: float
+    torch_test_acc: float
+
+    @property
+    def passed(self) -> bool:
+        return self.within_tolerance and self.top1_agreement == 1.0
+
+    def reason(self) -> str:
+        if not self.within_tolerance:
+            return (f"ONNX outputs differ from PyTorch beyond rtol {RTOL:g} / atol {ATOL:g} "
+                    f"(max abs diff {self.max_abs_diff:.3g}, max rel diff {self.max_rel_diff:.3g})")
+        if self.top1_agreement < 1.0:
+            differing = round((1 - self.top1_agreement) * self.images)
+            return f"ONNX top-1 predictions differ from PyTorch on {differing} of {self.images} test images"
+        return "passed"
+
+    def metrics(self) -> dict[str, float]:
+        return {"onnx_max_abs_diff": self.max_abs_diff, "onnx_max_rel_diff": self.max_rel_diff,
+                "onnx_top1_agreement": self.top1_agreement, "onnx_test_acc": self.onnx_test_acc,
+                "torch_fp32_test_acc": self.torch_test_acc}
+
+
+def check_parity(model: nn.Module, onnx_path: Path, images: torch.Tensor, labels: torch.Tensor, input_size: int,
+                 batch_size: int = 500) -> ParityReport:
+    """Run onnxruntime on every raw uint8 image, and PyTorch (fp32, eval) on the same images through convzoo's input
+    pipeline, and compare logits and top-1 predictions."""
+    model, runtime = reference_model(model), session(onnx_path)
+    max_abs = max_rel = 0.0
+    within, agree, onnx_correct, torch_correct = True, 0, 0, 0
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            raw = images[start:start + batch_size]
+            expected = model(model_input(raw, input_size).contiguous(memory_format=torch.channels_last)).numpy()
+            actual = runtime.run([LOGITS], {INPUT_NAME: native_layout(raw).numpy()})[0]
+            difference = np.abs(actual - expected)
+            max_abs = max(max_abs, float(difference.max()))
+            significant = np.abs(expected) > ATOL
+            if significant.any():
+                max_rel = max(max_rel, float((difference[significant] / np.abs(expected[significant])).max()))
+            within &= bool(np.all(difference <= ATOL + RTOL * np.abs(expected)))
+            truth = labels[start:start + batch_size].numpy()
+            agree += int((actual.argmax(1) == expected.argmax(1)).sum())
+            onnx_correct += int((actual.argmax(1) == truth).sum())
+            torch_correct += int((expected.argmax(1) == truth).sum())
+    count = len(images)
+    return ParityReport(count, max_abs, max_rel, within, agree / count, onnx_correct / count, torch_correct / count)
+
+
+def _median_seconds(call: Callable[[], object], repeats: int) -> float:
+    call()  # warm-up
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+def torch_runner(model: nn.Module, input_size: int) -> Callable[[torch.Tensor], object]:
+    """PyTorch eager inference (fp32, eval, CPU) on a batch of uint8 images (N x C x H x W), resized as in training."""
+    model = cpu_eval_copy(model)
+
+    def run(images: torch.Tensor):
+        with torch.no_grad():
+            return model(model_input(images, input_size))
+
+    return run
+
+
+def onnx_runner(path: Path) -> Callable[[torch.Tensor], object]:
+    """onnxruntime inference (CPU provider) on a batch of uint8 images (N x C x H x W): the logits."""
+    runtime = session(path)
+    return lambda images: runtime.run([LOGITS], {INPUT_NAME: native_layout(images).numpy()})
+
+
+def measure_speed(prefix: str, run: Callable[[torch.Tensor], object], image_shape: tuple[int, int, int],
+                  repeats: int = 10) -> dict[str, float]:
+    """Median batch-1 latency (ms) and batch-64 throughput (images/s) on uint8 images of ``image_shape`` (C x H x W),
+    as ``PREFIX_latency_ms_b1`` and so on."""
+    one, many = (torch.randint(0, 256, (batch, *image_shape), dtype=torch.uint8) for batch in (1, 64))
+    return {f"{prefix}_latency_ms_b1": 1000 * _median_seconds(lambda: run(one), repeats),
+            f"{prefix}_images_per_sec_b64": 64 / _median_seconds(lambda: run(many), max(3, repeats // 3))}

@@ -1,0 +1,134 @@
+"""Puts a run's proven ONNX model into MLflow: export with the input pipeline, parity on the whole test set, speed,
+and the model itself, which ``mlflow models serve`` serves as an image classifier."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import mlflow
+import mlflow.onnx
+from torch import nn
+
+from convzoo.deploy import image_classifier
+from convzoo.data.splits import ImageSplits
+from convzoo.deploy.export import (PROVIDERS, ParityError, check_parity, export_onnx, measure_speed, native_layout,
+                            onnx_runner, torch_runner)
+from convzoo.registry.catalogue import Dataset
+from convzoo.vocabulary import ARCH_TAG, INT8_MODEL, ONNX_MODEL, PARITY_TAG, PYTORCH_MODEL
+
+# the name image_classifier.py has inside every logged model, where it is the python_function loader
+LOADER_MODULE = "convzoo_image_classifier"
+
+
+def publish_onnx(model: nn.Module, splits: ImageSplits, dataset: Dataset, input_size: int, *,
+                 register_as: str | None = None, quantize: str | None = None,
+                 echo: Callable[[str], None] = print) -> None:
+    """Export ``model`` into the active run; raise ``ParityError`` (and tag the run) if ONNX disagrees."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = export_onnx(model, input_size, tuple(splits.test_images.shape[1:]), Path(folder) / "model.onnx",
+                           metadata=model_metadata(dataset, input_size))
+        verify_and_log(model, path, splits, input_size, register_as=register_as, echo=echo)
+        if quantize == "int8":
+            publish_int8(path, splits, echo=echo)
+
+
+def model_metadata(dataset: Dataset, input_size: int) -> dict[str, str]:
+    """What a deployed model says about itself (ONNX metadata): its classes, where it came from, its network's input
+    size."""
+    run_id = mlflow.active_run().info.run_id
+    arch = mlflow.MlflowClient().get_run(run_id).data.tags.get(ARCH_TAG, "")
+    return {"class_names": json.dumps(list(dataset.class_names)), "dataset": dataset.name, "arch": arch,
+            "run_id": run_id, "input_size": str(input_size)}
+
+
+def verify_and_log(model: nn.Module, path: Path, splits: ImageSplits, input_size: int, *,
+                   register_as: str | None = None, echo: Callable[[str], None] = print) -> None:
+    """Check ``path`` against ``model`` on every raw test image; log the ONNX model only if it passes."""
+    report = check_parity(model, path, splits.test_images, splits.test_labels, input_size)
+    mlflow.log_metrics(report.metrics())
+    mlflow.set_tag(PARITY_TAG, "passed" if report.passed else "failed")
+    if not report.passed:
+        raise ParityError(f"ONNX parity check failed: {report.reason()}; the ONNX model was not logged")
+    echo(f"onnx parity passed on {report.images} raw test images: max abs diff {report.max_abs_diff:.2e}, "
+         f"top-1 agreement {report.top1_agreement:.4f}, onnx test acc {report.onnx_test_acc:.4f}")
+    image_shape = tuple(splits.test_images.shape[1:])
+    speed = {**measure_speed("torch", torch_runner(model, input_size), image_shape),
+             **measure_speed("onnx", onnx_runner(path), image_shape)}
+    mlflow.log_metrics(speed)
+    echo("latency batch 1: torch {torch_latency_ms_b1:.1f} ms, onnx {onnx_latency_ms_b1:.1f} ms; throughput batch 64: "
+         "torch {torch_images_per_sec_b64:.0f}, onnx {onnx_images_per_sec_b64:.0f} images/s".format(**speed))
+    log_onnx(path, splits, ONNX_MODEL, register_as)
+
+
+class ImageClassifierFlavor:
+    """Saves an ONNX model as MLflow's ``onnx`` flavour whose ``python_function`` flavour is convzoo's image
+    classifier (``image_classifier``, copied into the model): ``mlflow.onnx.load_model`` gives the ONNX graph,
+    ``mlflow.pyfunc.load_model`` and ``mlflow models serve`` classify images."""
+
+    @staticmethod
+    def save_model(path: str, mlflow_model, onnx_model, input_example, **_) -> None:
+        from mlflow.models.model import MLMODEL_FILE_NAME
+        from mlflow.pyfunc import add_to_model
+
+        with tempfile.TemporaryDirectory() as folder:
+            loader = Path(folder) / f"{LOADER_MODULE}.py"
+            shutil.copyfile(image_classifier.__file__, loader)
+            mlflow.onnx.save_model(onnx_model, path, mlflow_model=mlflow_model, input_example=input_example,
+                                   code_paths=[str(loader)], onnx_execution_providers=PROVIDERS,
+                                   save_as_external_data=False,
+                                   pip_requirements=[*mlflow.onnx.get_default_pip_requirements(), "pillow"])
+        python_function = mlflow_model.flavors["python_function"]
+        add_to_model(mlflow_model, loader_module=LOADER_MODULE, data=python_function["data"],
+                     code=python_function["code"], conda_env=python_function["env"]["conda"],
+                     python_env=python_function["env"]["virtualenv"])
+        mlflow_model.save(os.path.join(path, MLMODEL_FILE_NAME))
+
+
+def log_onnx(path: Path, splits: ImageSplits, name: str, register_as: str | None = None) -> None:
+    """Log the ONNX file at ``path`` as the run's logged model ``name``, with two test images as its input example."""
+    import onnx
+    from mlflow.models import Model
+
+    Model.log(None, name=name, flavor=ImageClassifierFlavor, flavor_name="onnx", onnx_model=onnx.load(str(path)),
+              input_example=native_layout(splits.test_images[:2]).numpy(), registered_model_name=register_as,
+              validate_serving_input=False)
+
+
+def publish_int8(fp32_path: Path, splits: ImageSplits, *, echo: Callable[[str], None] = print) -> None:
+    """Quantize to static int8, log its agreement, accuracy drop and speed, and the int8 model."""
+    from convzoo.deploy.quantize import compare_int8, quantize_int8
+
+    int8_path = quantize_int8(fp32_path, fp32_path.with_name("model-int8.onnx"), splits.train_images)
+    report = compare_int8(fp32_path, int8_path, splits.test_images, splits.test_labels)
+    image_shape = tuple(splits.test_images.shape[1:])
+    fp32_speed = measure_speed("fp32", onnx_runner(fp32_path), image_shape)
+    report.update(measure_speed("int8", onnx_runner(int8_path), image_shape))
+    report["int8_speedup_b64"] = report["int8_images_per_sec_b64"] / fp32_speed["fp32_images_per_sec_b64"]
+    mlflow.log_metrics(report)
+    echo("int8: top-1 agreement with fp32 {int8_top1_agreement:.4f}, test acc {int8_test_acc:.4f} "
+         "(drop {int8_test_acc_drop:+.4f}), {int8_speedup_b64:.2f}x fp32 onnx throughput at batch 64".format(**report))
+    log_onnx(int8_path, splits, INT8_MODEL)
+
+
+def export_run(run_id: str, *, quantize: str | None = None, register_as: str | None = None,
+               data_dir: str | None = None, echo: Callable[[str], None] = print) -> None:
+    """Export the PyTorch model of an existing run into that run; its status stays as it was."""
+    import mlflow.pytorch
+
+    from convzoo.tracking.artifacts import load_logged_model
+    from convzoo.registry.catalogue import resolve
+    from convzoo.tracking.lookup import trained_run
+
+    trained = trained_run(run_id)
+    model = load_logged_model(mlflow.pytorch.load_model, trained.model_uri(PYTORCH_MODEL))
+    splits = resolve(trained.dataset.load)(data_dir)
+    mlflow.start_run(run_id=run_id)
+    try:
+        publish_onnx(model, splits, trained.dataset, trained.input_size, register_as=register_as, quantize=quantize,
+                     echo=echo)
+    finally:
+        mlflow.end_run(trained.run.info.status)

@@ -1,0 +1,227 @@
+"""One training run from start to finish: the process set up, the model trained inside ``run_lifecycle``, and what
+the run records on the way."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import pluggy
+import torch
+
+from convzoo._moved import moved_names
+from convzoo.config import AUTO_RECIPE, TrainConfig
+from convzoo.data.pipeline import BatchLoader, model_input
+from convzoo.data.splits import ImageSplits
+from convzoo.errors import ConvzooError
+from convzoo.registry.catalogue import Architecture, Dataset, resolve
+from convzoo.registry.hookspecs import RunContext
+from convzoo.registry.plugins import get_plugin_manager
+from convzoo.registry.summary import count_params
+from convzoo.runs.lifecycle import Lifecycle, run_lifecycle
+from convzoo.runs.resume import Resume
+from convzoo.tracking import run_log
+from convzoo.tracking.active_run import TrackingUnavailable, run_name
+from convzoo.tracking.outbox import Outbox, server_wait_seconds
+from convzoo.tracking.store import check_tracking_store, tracking_uri
+from convzoo.training import checkpoint
+from convzoo.training.callbacks import Callback
+from convzoo.training.console import ConsoleOutput
+from convzoo.training.distributed import SINGLE, World, check_batch, leave, rank_seed
+from convzoo.training.epoch_log import EpochLog
+from convzoo.training.observers import PluginHooks
+from convzoo.training.setup import build_model, describe_world, make_loaders, prepare_device
+from convzoo.training.trainer import EpochMetrics, Trainer
+from convzoo.training.utilization import run_utilization
+from convzoo.vocabulary import CHECKPOINTS_DIR, PLUGIN_ERRORS_TAG
+
+
+@dataclass
+class TrainResult:
+    """What a finished run hands back: its id, per-epoch metrics, where and how it trained, and the trained model."""
+
+    run_id: str
+    history: list[EpochMetrics]
+    device: str
+    precision: str
+    model: torch.nn.Module
+    arch: str
+
+
+@dataclass(frozen=True)
+class RunPlacement:
+    """Where a new run goes in MLflow: its name, a parent to nest under, and tags it starts with; or ``run_id``, an
+    empty run made for this training beforehand (a sweep's trial, whose id the study must know before it trains)."""
+
+    run_name: str | None = None
+    parent_run_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    run_id: str | None = None
+
+
+@dataclass
+class Prepared:
+    """A process ready to train: device, precision, seeded model, data and this rank's batches."""
+
+    device: torch.device
+    precision: str
+    model: torch.nn.Module
+    splits: ImageSplits
+    train_loader: BatchLoader
+    test_loader: BatchLoader
+
+
+def prepare(config: TrainConfig, arch: Architecture, dataset: Dataset, resume: Resume | None, world: World,
+            keep_memory: bool) -> Prepared:
+    """Everything that can fail on bad input, checked before any run is started or changed."""
+    check_batch(config.hyper.batch_size, world.size)
+    device, precision = prepare_device(config, world, keep_memory)
+    if resume:
+        if resume.state["device"] != device.type:
+            raise ConvzooError(f"run {resume.run_id} was trained on {resume.state['device']}; resume it there "
+                               f"(--device {resume.state['device']}): its random state belongs to that device")
+        precision = resume.state["precision"]  # the checkpoint's precision: resuming in another is not exact
+    model = build_model(config, arch, dataset, device)  # a bad architecture option fails here, first
+    if world.rank:
+        torch.manual_seed(rank_seed(config.seed, world.rank))  # its own dropout; DDP gives it rank 0's weights
+    else:
+        check_tracking_store()
+    splits = resolve(dataset.load)(config.data_dir)
+    return Prepared(device, precision, model, splits, *make_loaders(config, splits, device, world))
+
+
+def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experiment: str | None = None,
+          echo: Callable[[str], None] = print, pm: pluggy.PluginManager | None = None,
+          callbacks: Sequence[Callback] = (), resume: Resume | None = None,
+          placement: RunPlacement = RunPlacement(), world: World = SINGLE, keep_memory: bool = True) -> TrainResult:
+    """Train ``arch`` on ``dataset`` as ``config`` says, tracked in one MLflow run (``resume.run_id`` continued from
+    its checkpoint when given, else a new run placed as ``placement`` says); ``pm`` supplies the observers,
+    ``callbacks`` join the run's own. Under several processes (``world``) every rank calls this; rank 0 alone
+    tracks, checkpoints, prints and calls the observers. ``keep_memory``: see ``convzoo.training.memory``."""
+    ready = prepare(config, arch, dataset, resume, world, keep_memory)
+    if not world.is_main:
+        return train_untracked(ready, config, world, callbacks, resume, arch)
+    if world.distributed:
+        echo(describe_world(world, config.hyper.batch_size, ready.device))
+    if config.recipe == AUTO_RECIPE and not resume:
+        why = ("a GPU is available" if ready.device.type == "cuda"
+               else "no GPU: the seed recipe takes hours on a CPU; --recipe seed forces it")
+        echo(f"recipe auto -> {config.recipe_resolved} ({why})")
+    name = None if resume else run_name(f"{config.arch}-{config.recipe_resolved}", placement.run_name)
+    with run_lifecycle(experiment, run_id=resume.run_id if resume else placement.run_id, run_name=name,
+                       parent_run_id=placement.parent_run_id, tags=placement.tags) as life:
+        trainer = TrackedTraining(life, ready, config, arch, dataset, world, echo).run(
+            pm or get_plugin_manager(), callbacks, resume)
+    shutil.rmtree(checkpoint.local_checkpoint(config.checkpoint_dir, life.run_id).parent, ignore_errors=True)  # the run has it logged
+    return TrainResult(life.run_id, trainer.state.history, str(ready.device), ready.precision, trainer.model,
+                       arch.name)
+
+
+class TrackedTraining:
+    """Rank 0's training inside a started run: its callbacks, what it logs, and the steps after the last epoch."""
+
+    def __init__(self, life: Lifecycle, ready: Prepared, config: TrainConfig, arch: Architecture, dataset: Dataset,
+                 world: World, echo: Callable[[str], None]) -> None:
+        self.life, self.ready, self.config, self.arch, self.dataset = life, ready, config, arch, dataset
+        self.world, self.echo = world, echo
+        self.run_id = life.run_id
+        self.outbox = Outbox(echo)
+        self.path = checkpoint.local_checkpoint(config.checkpoint_dir, self.run_id)
+        life.before_end(self._flush_on_error)
+
+    def _flush_on_error(self, error: BaseException | None) -> None:
+        if error is not None and not isinstance(error, TrackingUnavailable):
+            self.outbox.flush(server_wait_seconds())  # the last metrics and checkpoint, before the run ends
+
+    def _tag(self, key: str, value: str) -> None:
+        self.outbox.put(None, lambda client: client.set_tag(self.run_id, key, value))
+
+    def run(self, pm: pluggy.PluginManager, callbacks: Sequence[Callback], resume: Resume | None) -> Trainer:
+        config, ready = self.config, self.ready
+        hooks = PluginHooks(pm, RunContext(config.arch, config.dataset, config.to_params(), str(ready.device),
+                                           self.run_id),
+                            on_failure=lambda failures: self._tag(PLUGIN_ERRORS_TAG, "; ".join(failures)))
+        self.life.attach(hooks)
+        utilization = run_utilization(self.arch, self.dataset, config.hyper.resize, config.hyper.options,
+                                      ready.device, ready.precision, self.world.size, self.echo)
+        epoch_log = EpochLog(utilization, config.hyper.target_acc)
+        trainer = Trainer(ready.model, ready.train_loader, ready.test_loader, config.hyper, ready.precision,
+                          world=self.world, callbacks=[
+            self._checkpointer(), run_log.MetricsLogger(self.outbox, self.run_id, epoch_log),
+            ConsoleOutput(self.echo, epoch_log),
+            run_log.StuckAtChance(self.arch.name, self.dataset.num_classes, self._tag, self.echo), hooks,
+            *callbacks])
+        if resume:
+            self._continue(trainer, resume, epoch_log, utilization)
+        else:
+            run_log.log_setup(config, self.arch, ready.splits, str(ready.device), ready.precision,
+                              count_params(ready.model), utilization, self.world)
+        with run_log.Heartbeat(self.outbox, self.run_id, run_log.heartbeat_seconds()):
+            trainer.fit()
+            leave()  # the other ranks are done; what follows is rank 0's alone
+            self.wait_for_server()
+            self.finish(trainer)
+            run_log.describe_run(config, trainer.state.history, str(ready.device), ready.precision)
+        self.wait_for_server()
+        return trainer
+
+    def _checkpointer(self) -> checkpoint.Checkpointer:
+        meta = {"run_id": self.run_id, "config": self.config.to_dict(), "device": self.ready.device.type,
+                "precision": self.ready.precision, "host": socket.gethostname(), "pid": os.getpid(),
+                "world_size": self.world.size}
+        def upload(saved: Path) -> None:
+            self.outbox.put("checkpoint", lambda client: client.log_artifact(self.run_id, str(saved), CHECKPOINTS_DIR))
+
+        return checkpoint.Checkpointer(self.path, self.config.checkpoint_every, meta, upload=upload)
+
+    def _continue(self, trainer: Trainer, resume: Resume, epoch_log: EpochLog, utilization) -> None:
+        trainer.load_state_dict(resume.state["trainer"])
+        run_log.log_missing_epochs(self.run_id, trainer.state.history, epoch_log)
+        run_log.log_resumed(self.config, self.world, utilization)
+        self.echo(f"resuming run {self.run_id} from {resume.path}: epoch {trainer.state.epoch}, "
+                  f"step {trainer.state.step}/{len(self.ready.train_loader)}")
+        saved_size = resume.state.get("world_size", 1)
+        if saved_size != self.world.size:
+            self.echo(f"its checkpoint was made by {saved_size} process(es), this is {self.world.size}: the global "
+                      f"batch stays {self.config.hyper.batch_size}, but the rest of the run is not bit-exact (sums "
+                      f"in another order, other dropout streams)")
+
+    def wait_for_server(self) -> None:
+        """Everything the run queued reaches the store, or a one-line error says where the checkpoint is."""
+        wait = server_wait_seconds()
+        if not self.outbox.flush(wait):
+            raise TrackingUnavailable(
+                f"the tracking server at {tracking_uri()} is still unreachable after {wait:.0f} s: run "
+                f"{self.run_id} kept training, and its checkpoint is {self.path}; once the server is back: convzoo "
+                f"resume {self.run_id}")
+
+    def finish(self, trainer: Trainer) -> None:
+        """Plots, the PyTorch model and, unless turned off, the ONNX export with its parity check."""
+        splits, config = self.ready.splits, self.config
+        run_log.log_plots(trainer.state.history, splits, trainer.state.predictions, self.dataset)
+        example = model_input(splits.test_images[:2], config.hyper.resize)  # batch 2 keeps batch dynamic
+        run_log.log_model(trainer.model, example)
+        if config.export:
+            from convzoo.deploy.publish import publish_onnx
+
+            publish_onnx(trainer.model, splits, self.dataset, config.hyper.resize, register_as=config.register_as,
+                         echo=self.echo)
+
+
+def train_untracked(ready: Prepared, config: TrainConfig, world: World, callbacks: Sequence[Callback],
+                    resume: Resume | None, arch: Architecture) -> TrainResult:
+    """A rank other than 0: the same training steps and collectives, nothing tracked, written or printed."""
+    trainer = Trainer(ready.model, ready.train_loader, ready.test_loader, config.hyper, ready.precision, world=world,
+                      callbacks=[checkpoint.Checkpointer(None, config.checkpoint_every, {}), *callbacks])
+    if resume:
+        trainer.load_state_dict(resume.state["trainer"])
+    trainer.fit()
+    leave()
+    return TrainResult(resume.run_id if resume else "", trainer.state.history, str(ready.device), ready.precision,
+                       trainer.model, arch.name)
+
+
+__getattr__ = moved_names(__name__)  # names this module held before the layered core

@@ -1,0 +1,100 @@
+"""The run's plots: confusion matrix, learning curves, and a grid of misclassified test images.
+
+Each is a ``matplotlib.figure.Figure`` of its own, outside pyplot: no backend is chosen or changed, and nothing is left
+for pyplot to close.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from convzoo.training.trainer import EpochMetrics
+
+
+def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Counts with true classes as rows and predicted classes as columns."""
+    return torch.bincount(labels * num_classes + predicted, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str]):
+    figure = Figure(figsize=(7, 6))
+    axes = figure.subplots()
+    image = axes.imshow(matrix.numpy(), cmap="Blues")
+    figure.colorbar(image, ax=axes)
+    ticks = range(len(class_names))
+    axes.set_xticks(ticks, class_names, rotation=45, ha="right")
+    axes.set_yticks(ticks, class_names)
+    for (row, column), count in zip(((r, c) for r in ticks for c in ticks), matrix.flatten().tolist()):
+        axes.text(column, row, count, ha="center", va="center", fontsize=7,
+                  color="white" if count > matrix.max().item() / 2 else "black")
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    figure.tight_layout()
+    return figure
+
+
+def plot_learning_curves(history: Sequence[EpochMetrics]):
+    epochs = [m.epoch for m in history]
+    figure = Figure(figsize=(10, 4))
+    loss_axes, acc_axes = figure.subplots(1, 2)
+    loss_axes.plot(epochs, [m.train_loss for m in history], marker="o", label="train loss")
+    loss_axes.set_xlabel("epoch")
+    loss_axes.legend()
+    acc_axes.plot(epochs, [m.train_acc for m in history], marker="o", label="train acc")
+    acc_axes.plot(epochs, [m.test_acc for m in history], marker="o", label="test acc")
+    acc_axes.set_xlabel("epoch")
+    acc_axes.legend()
+    for axes in (loss_axes, acc_axes):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no ticks at 1.2, 1.4, ...
+    figure.tight_layout()
+    return figure
+
+
+def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor,
+                       class_names: Sequence[str], limit: int = 25):
+    """Up to ``limit`` wrongly classified images (uint8, N x C x H x W), titled true -> predicted."""
+    wrong = (labels != predicted).nonzero().flatten()[:limit].tolist()
+    columns = 5
+    rows = max(1, -(-len(wrong) // columns))
+    figure = Figure(figsize=(2 * columns, 2.3 * rows))
+    grid = figure.subplots(rows, columns, squeeze=False)
+    for axes in grid.flat:
+        axes.axis("off")
+    for axes, index in zip(grid.flat, wrong):
+        axes.imshow(images[index].permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray")
+        axes.set_title(f"{class_names[labels[index]]}\n-> {class_names[predicted[index]]}", fontsize=8)
+    if not wrong:
+        grid.flat[0].set_title("no misclassified images")
+    figure.tight_layout()
+    return figure
+
+
+def plot_test_accuracy_curves(curves: dict[str, list[float]]):
+    """Test accuracy per epoch, one line per architecture."""
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.subplots()
+    for name, values in curves.items():
+        axes.plot(range(1, len(values) + 1), values, marker="o", label=name)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("test accuracy")
+    axes.legend()
+    figure.tight_layout()
+    return figure
+
+
+def plot_accuracy_vs_speed(rows: Sequence[dict]):
+    """Final test accuracy against training examples/sec; marker area grows with the parameter count."""
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.subplots()
+    largest = max((row["params"] for row in rows), default=1)
+    for row in rows:
+        axes.scatter(row["examples_per_sec"], row["test_acc"], s=50 + 950 * row["params"] / largest, alpha=0.6)
+        axes.annotate(f"{row['architecture']} ({row['params'] / 1e6:.1f}M)", (row["examples_per_sec"], row["test_acc"]))
+    axes.set_xlabel("training examples/sec")
+    axes.set_ylabel("test accuracy")
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,198 @@
+"""What a training run writes into its MLflow run: params, tags, the data set input, per-epoch metrics, heartbeats,
+plots, the PyTorch model and the description the UI shows."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import threading
+import time
+import warnings
+from typing import Any, Callable, Mapping
+
+import mlflow
+import mlflow.pytorch
+import torch
+from mlflow.entities import Metric
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from torch import nn
+
+from convzoo.training.callbacks import Callback
+from convzoo.config import TrainConfig
+from convzoo.data.splits import ImageSplits
+from convzoo.training.distributed import SINGLE, World
+from convzoo.tracking.outbox import Outbox
+from convzoo.registry.catalogue import Architecture, Dataset
+from convzoo.training.epoch_log import EpochLog
+from convzoo.training.utilization import Utilization
+from convzoo.training.trainer import EpochMetrics, is_stuck_at_chance
+from convzoo.vocabulary import (ARCH_TAG, BACKEND_TAG, CONFIG_FILE, DATASET_TAG, DEVICE_TAG, EPOCHS_TAG, HEARTBEAT_TAG,
+                                NOTE_TAG, NUM_PARAMS_TAG, PARITY_TAG, PLOTS_DIR, PLUGIN_TAG, PLUGIN_VERSION_TAG,
+                                PRECISION_TAG, PYTORCH_MODEL, RECIPE_TAG, STUCK_TAG, VERSION_TAG, WORLD_SIZE_TAG)
+
+DEFAULT_HEARTBEAT_SECONDS = 30
+
+
+def describe_run(config: TrainConfig, history: list[EpochMetrics], device: str, precision: str) -> None:
+    """The run's description in the MLflow UI: what was trained, how, and how it ended."""
+    hyper, final = config.hyper, history[-1]
+    parity = mlflow.MlflowClient().get_run(mlflow.active_run().info.run_id).data.tags.get(PARITY_TAG, "not checked")
+    options = ", ".join(f"{key}={value}" for key, value in config.hyper.options.items())
+    mlflow.set_tag(NOTE_TAG, (
+        f"**{config.arch}**{f' ({options})' if options else ''}, recipe **{config.recipe_resolved}**: "
+        f"{hyper.epochs} epoch(s), batch {hyper.batch_size}, {hyper.optimizer} lr {hyper.lr:g}, {hyper.resize} px, "
+        f"on {device} ({precision}).\n\n"
+        f"Final test accuracy **{final.test_acc:.4f}** (train accuracy {final.train_acc:.4f}, loss "
+        f"{final.train_loss:.4f}). ONNX parity: **{parity}**."))
+
+
+def world_tags(world: World) -> dict[str, str]:
+    return {WORLD_SIZE_TAG: str(world.size), BACKEND_TAG: world.backend}
+
+
+def log_setup(config: TrainConfig, arch: Architecture, splits: ImageSplits, device: str, precision: str,
+              num_params: int, utilization: Utilization, world: World = SINGLE) -> None:
+    """Params, tags, the data set input and ``config.json``: what a run is, before it trains."""
+    from convzoo.version import __version__
+
+    log_new_params({**config.to_params(), "world_size": world.size,
+                    "per_rank_batch_size": config.hyper.batch_size // world.size, "backend": world.backend})
+    mlflow.set_tags({**world_tags(world),
+        NUM_PARAMS_TAG: str(num_params), **utilization.tags(),
+        ARCH_TAG: arch.name, PLUGIN_TAG: arch.plugin, PLUGIN_VERSION_TAG: arch.plugin_version,
+        VERSION_TAG: __version__, DEVICE_TAG: device, PRECISION_TAG: precision,
+        RECIPE_TAG: config.recipe_resolved, DATASET_TAG: config.dataset,
+    })
+    log_dataset(splits)
+    effective = {**dataclasses.asdict(config), "device_used": device, "precision_used": precision}
+    mlflow.log_dict(json.loads(json.dumps(effective, default=str)), CONFIG_FILE)
+
+
+def log_resumed(config: TrainConfig, world: World, utilization: Utilization) -> None:
+    """Tags a resumed run updates: its epochs and world (the params keep their first values), this machine's peak."""
+    mlflow.set_tags({EPOCHS_TAG: str(config.hyper.epochs), **world_tags(world), **utilization.tags()})
+
+
+def log_missing_epochs(run_id: str, history: list[EpochMetrics], epoch_log: EpochLog) -> None:
+    """Log the epochs a checkpoint has that the run's metrics lack (the process died between the two)."""
+    logged = {metric.step for metric in mlflow.MlflowClient().get_metric_history(run_id, "train_loss")}
+    for metrics in history:
+        if metrics.epoch not in logged:
+            mlflow.log_metrics(epoch_log.metrics(metrics, history), step=metrics.epoch)
+
+
+def heartbeat_seconds() -> float:
+    """How often a training process says it is alive (``CONVZOO_HEARTBEAT_SECONDS``, default 30)."""
+    return float(os.environ.get("CONVZOO_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_SECONDS))
+
+
+class Heartbeat:
+    """Queues the run's ``convzoo.heartbeat`` tag (Unix time) every few seconds from a background thread.
+
+    A tag, not MLflow's system metrics: those can be switched off, and reading their latest time needs one metric
+    history query per run, where the tag comes with every run ``search_runs`` returns.
+    """
+
+    def __init__(self, outbox: Outbox, run_id: str, interval: float) -> None:
+        self.outbox, self.run_id, self.interval = outbox, run_id, interval
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="convzoo-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while True:
+            beat = f"{time.time():.0f}"
+            self.outbox.put(HEARTBEAT_TAG, lambda client: client.set_tag(self.run_id, HEARTBEAT_TAG, beat))
+            if self.stopped.wait(self.interval):
+                return
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+
+
+class MetricsLogger(Callback):
+    """Queues each epoch's metrics at step = epoch."""
+
+    def __init__(self, outbox: Outbox, run_id: str, epoch_log: EpochLog) -> None:
+        self.outbox, self.run_id, self.epoch_log = outbox, run_id, epoch_log
+
+    def on_epoch_end(self, trainer, metrics: EpochMetrics) -> None:
+        now = int(time.time() * 1000)
+        batch = [Metric(key, value, now, metrics.epoch)
+                 for key, value in self.epoch_log.metrics(metrics, trainer.state.history).items()]
+        self.outbox.put(None, lambda client: client.log_batch(self.run_id, metrics=batch))
+
+
+class StuckAtChance(Callback):
+    """Warns and tags the run when the loss sits at ln(classes) with chance accuracy (NiN's known failure)."""
+
+    def __init__(self, arch: str, num_classes: int, tag: Callable[[str, str], None],
+                 echo: Callable[[str], None]) -> None:
+        self.arch, self.num_classes, self.tag, self.echo = arch, num_classes, tag, echo
+
+    def on_epoch_end(self, trainer, metrics: EpochMetrics) -> None:
+        if is_stuck_at_chance(metrics, self.num_classes):
+            self.tag(STUCK_TAG, "true")
+            self.echo(f"warning: {self.arch} looks stuck at chance (loss {metrics.train_loss:.3f}, train acc "
+                      f"{metrics.train_acc:.3f}); a lower learning rate (--lr) usually helps")
+
+
+def log_plots(history: list[EpochMetrics], splits: ImageSplits, predictions: torch.Tensor, dataset: Dataset) -> None:
+    """Confusion matrix, learning curves and misclassified images of the last evaluation."""
+    from convzoo.tracking import figures
+
+    labels = splits.test_labels[: len(predictions)]
+    matrix = figures.confusion_matrix(labels, predictions, dataset.num_classes)
+    log_figure(figures.plot_confusion_matrix(matrix, dataset.class_names), f"{PLOTS_DIR}/confusion_matrix.png")
+    log_figure(figures.plot_learning_curves(history), f"{PLOTS_DIR}/learning_curves.png")
+    log_figure(figures.plot_misclassified(splits.test_images, labels, predictions, dataset.class_names),
+               f"{PLOTS_DIR}/misclassified.png")
+
+
+def log_new_params(params: Mapping[str, Any]) -> None:
+    """Log params the run does not have yet; ``mlflow run`` already logged its ``-P`` values in the user's spelling."""
+    run = mlflow.active_run()
+    existing = mlflow.MlflowClient().get_run(run.info.run_id).data.params
+    mlflow.log_params({key: str(value) for key, value in params.items() if key not in existing})
+
+
+def log_dataset(splits: ImageSplits) -> None:
+    """Record the data set as the run's training input: name, digest and where it was read from."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the local source type is registered twice inside MLflow
+        source = resolve_dataset_source(splits.source)
+    for attempt in range(3):
+        try:
+            return mlflow.log_input(MetaDataset(source, name=splits.name, digest=splits.digest), context="training")
+        except MlflowException as error:
+            # a tracking server creating the same data set for two runs at once (workers of one sweep starting
+            # together) refuses one of them; the data set then exists, and logging again links it
+            if attempt == 2 or not any(text in str(error) for text in ("UNIQUE constraint failed: datasets",
+                                                                        '"dataset_pk"')):
+                raise
+
+
+def log_figure(figure, path: str) -> None:
+    """Log a matplotlib figure as a PNG artifact."""
+    mlflow.log_figure(figure, path)
+
+
+def log_model(model: nn.Module, example: torch.Tensor) -> None:
+    """Log a CPU, fp32, eval-mode copy of ``model`` with an input example and signature."""
+    cpu_model = copy.deepcopy(model).cpu().float().to(memory_format=torch.contiguous_format).eval()
+    example = example.cpu().float().contiguous().numpy()
+    with torch.no_grad():
+        output = cpu_model(torch.from_numpy(example)).numpy()
+    # pt2 needs torch alone to load: naming the requirements skips MLflow's inference, which loads the model again
+    # in a new Python process (about 10 s a run on 2 cores)
+    mlflow.pytorch.log_model(cpu_model, name=PYTORCH_MODEL, input_example=example,
+                             signature=infer_signature(example, output),
+                             pip_requirements=mlflow.pytorch.get_default_pip_requirements())

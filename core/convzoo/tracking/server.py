@@ -1,0 +1,82 @@
+"""``convzoo server``: a team tracking server. MLflow's server with a database backend store (PostgreSQL for a team,
+SQLite when none is given), artifacts proxied through it, and MLflow's ``basic-auth`` app in front.
+
+MLflow 3.17 ships no admin password and needs a Flask secret key for its auth app: both are taken from the
+environment (``MLFLOW_AUTH_ADMIN_PASSWORD``, ``MLFLOW_FLASK_SERVER_SECRET_KEY``) or made once and kept, readable by
+the owner only, in the server's folder, so a restarted server keeps its admin and its sessions.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Callable
+
+ADMIN = "admin"
+AUTH_INI = """[mlflow]
+default_permission = {default_permission}
+database_uri = {database_uri}
+admin_username = {admin}
+admin_password = {password}
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+"""
+PERMISSIONS = ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS")
+
+
+def kept_secret(folder: Path, name: str, variable: str) -> str:
+    """``$variable`` if set, else the value kept in ``folder/name`` (made on first use, mode 600)."""
+    if os.environ.get(variable):
+        return os.environ[variable]
+    path = folder / name
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(18) + "\n")
+    return path.read_text().strip()
+
+
+def plan(folder: Path, backend_store_uri: str | None, artifacts_destination: str | None, host: str, port: int,
+         workers: int, auth: bool, default_permission: str,
+         auth_database_uri: str | None = None) -> tuple[list[str], dict[str, str], list[str]]:
+    """The ``mlflow server`` command, its environment, and what to tell the user."""
+    from convzoo.errors import ConvzooError
+    from convzoo.tracking.store import redact
+
+    if default_permission not in PERMISSIONS:
+        raise ConvzooError(f"unknown permission {default_permission!r}; choose one of: {', '.join(PERMISSIONS)}")
+    folder.mkdir(parents=True, exist_ok=True)
+    folder = folder.absolute()
+    backend = backend_store_uri or f"sqlite:///{folder / 'mlflow.db'}"
+    artifacts = artifacts_destination or str(folder / "artifacts")
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
+               "--artifacts-destination", artifacts, "--host", host, "--port", str(port), "--workers", str(workers)]
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    uri = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    lines = [f"convzoo tracking server at {uri}", f"  backend store: {redact(backend)}",
+             f"  artifacts:     {artifacts} (proxied: clients need no access to it)"]
+    if host in ("0.0.0.0", "::"):
+        command += ["--allowed-hosts", "*"]
+        lines.append(f"  listening on every address: use http://{os.uname().nodename}:{port} from other machines")
+    connect = [f"  export MLFLOW_TRACKING_URI={uri}"]
+    if auth:
+        password = kept_secret(folder, "admin-password", "MLFLOW_AUTH_ADMIN_PASSWORD")
+        ini = folder / "basic_auth.ini"
+        ini.touch(mode=0o600)
+        ini.write_text(AUTH_INI.format(default_permission=default_permission, admin=ADMIN, password=password,
+                                       database_uri=auth_database_uri or f"sqlite:///{folder / 'basic_auth.db'}"))
+        env.update(MLFLOW_AUTH_CONFIG_PATH=str(ini),
+                   MLFLOW_FLASK_SERVER_SECRET_KEY=kept_secret(folder, "secret-key", "MLFLOW_FLASK_SERVER_SECRET_KEY"))
+        command += ["--app-name", "basic-auth"]
+        lines.append(f"  basic-auth on: admin user {ADMIN!r}, password in {folder / 'admin-password'}; new users get "
+                     f"{default_permission} on every experiment")
+        connect += ["  export MLFLOW_TRACKING_USERNAME=YOUR_USER", "  export MLFLOW_TRACKING_PASSWORD=YOUR_PASSWORD"]
+    return command, env, [*lines, "connect with:", *connect]
+
+
+def serve(command: list[str], env: dict[str, str], lines: list[str], echo: Callable[[str], None]) -> None:
+    """Print how to connect, then become the ``mlflow server`` process (signals reach it directly)."""
+    for line in lines:
+        echo(line)
+    sys.stdout.flush()
+    os.execve(command[0], command, env)
