@@ -2,6 +2,7 @@
 #   make run    installs into ./.venv and runs the main job: `mlflow run . -P arch=alexnet` (quick recipe on a CPU)
 #   make test   installs into ./.venv and runs the test suite (what CI runs)
 # make test-fast: unit tests and the command line's error paths, under a minute (leaves out tests marked slow)
+# make docs: build the documentation site (docs/, mkdocs.yml) strictly and serve it at http://127.0.0.1:8000
 # Benchmarks: make bench-train, make bench-inference, make bench-startup, make bench-checkpoint, make bench-sweep,
 #   make bench-dp, make bench-profile, make bench-accuracy, make bench-serving
 # (see README); make server starts a team tracking server
@@ -15,7 +16,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 ARCH ?= alexnet
 
-.PHONY: install data postgres browser run test test-fast ui server bench-train bench-inference bench-startup bench-checkpoint bench-sweep bench-dp bench-profile bench-accuracy bench-serving clean
+.PHONY: install data postgres browser run test test-fast docs ui server bench-train bench-inference bench-startup bench-checkpoint bench-sweep bench-dp bench-profile bench-accuracy bench-serving clean
 
 install: $(STAMP)
 
@@ -56,6 +57,11 @@ test: install data postgres browser
 
 test-fast: install data
 	$(BIN)/python -m pytest -m "not slow"
+
+docs: install
+	$(BIN)/python -m convzoo.cli.reference
+	$(BIN)/mkdocs build --strict
+	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000
 
 # A team tracking server (see README, "Sweeps across machines"); SERVER_ARGS="--backend-store-uri postgresql://..."
 server: install

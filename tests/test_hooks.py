@@ -20,7 +20,7 @@ def test_the_hook_list_is_what_plugins_can_implement():
 
 @pytest.mark.parametrize("hook", HOOKS)
 def test_every_hook_is_documented(hook):
-    assert re.search(rf"^## {hook}$", (ROOT / "docs" / "plugin-hooks.md").read_text(), flags=re.MULTILINE)
+    assert re.search(rf"^### {hook}$", (ROOT / "docs" / "plugin-hooks.md").read_text(), flags=re.MULTILINE)
 
 
 @pytest.mark.parametrize("hook", HOOKS)

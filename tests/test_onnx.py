@@ -144,14 +144,14 @@ def test_predict_refuses_what_is_not_an_image_in_one_line(trained_vgg, in_sessio
     assert missing.exit_code == 1 and missing.output == f"Error: no such file: {tmp_path / 'nope.png'}\n"
 
 
-def readme_example() -> str:
-    """The README's onnxruntime-only example: the python block after its marker."""
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    after = readme.split("<!-- onnxruntime-only example: tests/test_onnx.py runs it -->", 1)[1]
+def docs_example() -> str:
+    """The deploying page's onnxruntime-only example: the python block after its marker."""
+    page = (Path(__file__).parents[1] / "docs" / "deploying.md").read_text()
+    after = page.split("<!-- onnxruntime-only example: tests/test_onnx.py runs it -->", 1)[1]
     return after.split("```python\n", 1)[1].split("```", 1)[0]
 
 
-def test_the_readme_onnxruntime_example_gives_predicts_classes(trained_vgg, in_session_store, splits, tmp_path):
+def test_the_documented_onnxruntime_example_predicts_convzoos_classes(trained_vgg, in_session_store, splits, tmp_path):
     """The downloaded .onnx file alone, with onnxruntime, numpy and Pillow, classifies images as convzoo does."""
     download = subprocess.run([str(BIN / "mlflow"), "artifacts", "download", "-u",
                                f"runs:/{trained_vgg.run_id}/onnx-model", "-d", str(tmp_path)],
@@ -161,7 +161,7 @@ def test_the_readme_onnxruntime_example_gives_predicts_classes(trained_vgg, in_s
     paths = _write_pngs(splits, tmp_path, 20)
     example = tmp_path / "classify.py"
     # run the example as written, then list what it imported
-    example.write_text(readme_example() + "\nprint(sorted({m.split('.')[0] for m in sys.modules}), file=sys.stderr)\n")
+    example.write_text(docs_example() + "\nprint(sorted({m.split('.')[0] for m in sys.modules}), file=sys.stderr)\n")
     ran = subprocess.run([sys.executable, str(example), str(model), *paths], capture_output=True, text=True)
     assert ran.returncode == 0, ran.stderr[-2000:]
     imported = set(eval(ran.stderr.strip().splitlines()[-1]))

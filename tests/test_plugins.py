@@ -72,7 +72,7 @@ def test_disabling_by_env_var_in_the_cli_silences_the_failure(run_convzoo):
 
 def test_load_plugins_restricts_loading_to_a_list(load_with):
     _, registry = load_with("convzoo-tinynet", CONVZOO_LOAD_PLUGINS="convzoo-vgg,convzoo-tinynet")
-    assert registry.list_architectures() == ["exploding", "tinynet", "vgg"]
+    assert registry.list_architectures() == ["exploding", "tinynet", "unexportable", "vgg"]
 
 
 def test_an_empty_load_list_loads_no_plugin_but_the_builtins(load_with):
@@ -103,7 +103,7 @@ def test_a_third_party_plugin_appears_without_changes_to_the_core(run_convzoo):
     assert row.split()[1:4] == ["convzoo-tinynet", "0.1.0", "170"]  # conv 8*9+8, linear 8*10+10
     plugins = json.loads(run_convzoo("plugins", "--json", with_plugins=("convzoo-tinynet",)).stdout)
     [info] = [p for p in plugins["plugins"] if p["name"] == "convzoo-tinynet"]
-    assert info["architectures"] == ["tinynet", "exploding"] and info["datasets"] == ["blank-squares"]
+    assert info["architectures"] == ["tinynet", "exploding", "unexportable"] and info["datasets"] == ["blank-squares"]
     assert info["hooks"] == ["register_architectures", "register_datasets"]
 
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from convzoo._moved import moved_names
-from convzoo.errors import ConvzooError
 from convzoo.recipes import Recipe
 
 AUTO_RECIPE = "auto"
@@ -17,12 +16,6 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # of step time on a 2-core CPU (`make bench-checkpoint`); every other recipe is under 0.7 %. 500 steps would leave
 # NiN's seed recipe (469 steps an epoch) without a mid-epoch checkpoint.
 DEFAULT_CHECKPOINT_EVERY = 200
-
-
-def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    """A one-line error unless ``value`` is one of ``allowed`` (``name``: what is being chosen, e.g. device)."""
-    if value not in allowed:
-        raise ConvzooError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
 
 
 @dataclass(frozen=True)

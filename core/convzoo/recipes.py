@@ -55,8 +55,8 @@ class Recipe:
             raise ConvzooError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if self.target_acc is not None and not 0 < self.target_acc <= 1:
             raise ConvzooError(f"target_acc must be in (0, 1], got {self.target_acc!r}")
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], where: str) -> Recipe:
@@ -70,6 +70,7 @@ class Recipe:
         return cls(**values)
 
 
-def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    """A one-line error unless ``value`` is one of ``allowed`` (``name``: what is being chosen, e.g. device)."""
     if value not in allowed:
         raise ConvzooError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-from convzoo.config import AUTO_RECIPE, DEVICES, PRECISIONS, TrainConfig, check_choice
+from convzoo.config import AUTO_RECIPE, DEVICES, PRECISIONS, TrainConfig
 from convzoo.errors import ConvzooError
-from convzoo.recipes import Recipe
+from convzoo.recipes import Recipe, check_choice
 from convzoo.registry.catalogue import Architecture, Dataset, Registry
 
 HYPERPARAMETERS = tuple(field.name for field in dataclasses.fields(Recipe) if field.name != "options")

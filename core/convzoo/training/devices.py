@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from convzoo.config import DEVICES, PRECISIONS, check_choice
+from convzoo.config import DEVICES, PRECISIONS
+from convzoo.recipes import check_choice
 from convzoo.errors import ConvzooError
 from convzoo.training.peak import onednn_isa
 
