@@ -20,7 +20,7 @@ from convzoo.registry.scaffold import PYPROJECT
 SLOW_FIXTURES = {"short_run", "trained_vgg", "two_runs", "store", "world_store", "mlflow_server", "postgres",
                  "run_convzoo"}
 SLOW_MODULES = {"test_benchmarks", "test_compare", "test_distributed", "test_durable_runs", "test_mlproject",
-                "test_new_plugin", "test_server_faults", "test_sweep", "test_team_server"}
+                "test_new_plugin", "test_server_faults", "test_suite", "test_sweep", "test_team_server"}
 
 
 def pytest_collection_modifyitems(items):

@@ -13,6 +13,7 @@ from helpers import MALLINFO
 
 import convzoo
 from convzoo.errors import ConvzooError
+from convzoo.tracking.store import sqlite_path
 
 TINY = {"epochs": 1, "batch_size": 16, "resize": 32, "limit_train_batches": 2, "limit_eval_batches": 1,
         "export": False}
@@ -46,7 +47,7 @@ def test_bad_settings_are_the_cli_s_one_line_errors_and_make_no_run(tracking_sto
     with pytest.raises(ConvzooError) as error:
         convzoo.train("vgg", echo=lambda line: None, **{**TINY, **settings})
     assert str(error.value).startswith(message)
-    assert mlflow.MlflowClient().search_runs(["0"]) == []
+    assert not sqlite_path(tracking_store).exists()  # refused before the store was even opened: no run, no file
 
 
 PROBE = MALLINFO + '''

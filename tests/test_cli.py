@@ -76,6 +76,7 @@ def uninstall_tinynet_afterwards():
     subprocess.run([sys.executable, "-m", "pip", "uninstall", "--yes", "--quiet", "convzoo-tinynet"], capture_output=True)
 
 
+@pytest.mark.slow
 def test_install_and_uninstall_a_plugin_wheel(plugin_wheels, uninstall_tinynet_afterwards):
     installed = subprocess.run([sys.executable, "-m", "convzoo", "install", str(plugin_wheels["convzoo-tinynet"])],
                                capture_output=True, text=True)

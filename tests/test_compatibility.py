@@ -38,6 +38,7 @@ def test_a_pytorch_model_logged_before_the_move_loads_and_predicts_as_it_did(fir
     assert top1 == EXPECTED["pytorch_top1_first_20_test_images"]
 
 
+@pytest.mark.slow
 def test_a_checkpoint_written_before_the_move_resumes_its_run(tracking_store, tmp_path):
     """The old run's checkpoint, put where a killed run of this store keeps its own, continues to epoch 2: epoch 1
     is the one the old code trained (its metrics logged from the checkpoint), epoch 2 is new, ONNX is exported."""

@@ -2,6 +2,7 @@
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from convzoo.tracking import figures
@@ -24,6 +25,7 @@ def test_the_comparison_curves_tick_whole_epochs_only():
     assert all(float(tick).is_integer() for tick in axes.get_xticks())
 
 
+@pytest.mark.slow
 def test_figures_are_drawn_without_pyplot_or_a_backend_switch():
     script = ("import sys, matplotlib; before = matplotlib.get_backend(); from convzoo.tracking import figures; from convzoo.training import trainer; "
               "import torch; m = figures.confusion_matrix(torch.tensor([0, 1]), torch.tensor([0, 0]), 2); "

@@ -50,6 +50,7 @@ def test_every_module_with_moved_names_delegates_to_the_table():
         assert importlib.import_module(module).__getattr__.__qualname__.startswith("moved_names")
 
 
+@pytest.mark.slow
 def test_convzoo_imports_no_old_path_of_its_own():
     modules = sorted("convzoo." + ".".join(path.relative_to(CORE).with_suffix("").parts).removesuffix(".__init__")
                      for path in CORE.rglob("*.py") if path.name != "__main__.py")

@@ -196,6 +196,7 @@ def test_export_of_an_unknown_run_is_a_one_line_error(in_session_store):
     assert errors[0].startswith("Error: no run '0123456789abcdef' in the tracking store")
 
 
+@pytest.mark.slow
 def test_predict_with_a_model_from_before_models_took_images_says_to_export_again(tracking_store, splits, tmp_path):
     """Runs made by older convzoo logged an ONNX model of the network alone, taking float tensors."""
     network = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10)).eval()

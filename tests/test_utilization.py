@@ -32,6 +32,7 @@ def test_a_peak_is_measured_once_then_read_from_the_cache(empty_cache):
     assert cache_dir() == empty_cache
 
 
+@pytest.mark.slow
 def test_another_thread_count_or_remeasure_measures_again(empty_cache):
     told = []
     peak(CPU, "fp32", on_measure=told.append)
@@ -132,6 +133,7 @@ def test_time_to_target_is_the_training_and_evaluation_until_the_first_epoch_tha
     assert time_to_target(history, 0.96) is None and time_to_target(history, None) is None
 
 
+@pytest.mark.slow
 def test_a_run_with_a_target_logs_time_to_target_once(tracking_store):
     from convzoo.runs.settings import resolve_config
     from convzoo.registry.plugins import get_registry
