@@ -104,8 +104,7 @@ class MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module) -> None:
         new = MODULES[module.__name__]
-        warnings.warn(f"{module.__name__} moved to {new}; import it from there (the old path goes in a later "
-                      f"release)", DeprecationWarning, stacklevel=2)
+        warn_moved(module.__name__, new)  # the import machinery's own frames are skipped: it names the importer
         sys.modules[module.__name__] = importlib.import_module(new)  # what the import statement then returns
 
 

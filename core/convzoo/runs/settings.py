@@ -24,7 +24,7 @@ def run_config(registry: Registry, arch: str, *, recipe: str = AUTO_RECIPE, data
     one line naming the bad value and what is allowed."""
     from convzoo.training.devices import resolve_device, resolve_precision
 
-    check_request(registry, arch, recipe=recipe, dataset=dataset, options=options, **values)
+    _check_settings(values)
     device = resolve_device(values.get("device", "auto"))
     resolve_precision(values.get("precision", "auto"), device)
     return _config(registry, arch, recipe, dataset, options, values, on_gpu=device.type == "cuda")
@@ -35,12 +35,16 @@ def check_request(registry: Registry, arch: str, *, recipe: str = AUTO_RECIPE, d
     """Every check of ``run_config`` that needs no torch: the names of the settings, architecture, data set, recipe,
     device and precision, the options, the input size and the limits. The command line calls it before anything
     imports torch, so bad input is refused in a fraction of a second."""
-    unknown = sorted(set(values) - set(HYPERPARAMETERS) - set(SETTINGS))
-    if unknown:
-        raise ConvzooError(f"unknown setting {unknown[0]!r}; allowed: {', '.join([*HYPERPARAMETERS, *SETTINGS])}")
+    _check_settings(values)
     check_choice("device", values.get("device", "auto"), DEVICES)
     check_choice("precision", values.get("precision", "auto"), PRECISIONS)
     _config(registry, arch, recipe, dataset, options, values, on_gpu=False)
+
+
+def _check_settings(values: Mapping[str, Any]) -> None:
+    unknown = sorted(set(values) - set(HYPERPARAMETERS) - set(SETTINGS))
+    if unknown:
+        raise ConvzooError(f"unknown setting {unknown[0]!r}; allowed: {', '.join([*HYPERPARAMETERS, *SETTINGS])}")
 
 
 def _config(registry: Registry, arch: str, recipe: str, dataset: str, options: Mapping[str, Any] | None,

@@ -113,9 +113,9 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
     name = None if resume else run_name(f"{config.arch}-{config.recipe_resolved}", placement.run_name)
     with run_lifecycle(experiment, run_id=resume.run_id if resume else placement.run_id, run_name=name,
                        parent_run_id=placement.parent_run_id, tags=placement.tags) as life:
-        trainer = TrackedTraining(life, ready, config, arch, dataset, world, echo).run(
-            pm or get_plugin_manager(), callbacks, resume)
-    shutil.rmtree(checkpoint.local_checkpoint(config.checkpoint_dir, life.run_id).parent, ignore_errors=True)  # the run has it logged
+        tracked = TrackedTraining(life, ready, config, arch, dataset, world, echo)
+        trainer = tracked.run(pm or get_plugin_manager(), callbacks, resume)
+    shutil.rmtree(tracked.path.parent, ignore_errors=True)  # the run has the checkpoint logged
     return TrainResult(life.run_id, trainer.state.history, str(ready.device), ready.precision, trainer.model,
                        arch.name)
 
