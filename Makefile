@@ -15,6 +15,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 ARCH ?= alexnet
+WORKERS ?= auto
 
 .PHONY: install data postgres browser run test test-fast docs ui server bench-train bench-inference bench-startup bench-checkpoint bench-sweep bench-dp bench-profile bench-accuracy bench-serving clean
 
@@ -52,8 +53,9 @@ run: install data
 ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
+# one worker per core (tests/workers.py gives each its own cores); WORKERS=0 runs the suite in one process
 test: install data postgres browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup --no-loadscope-reorder
 
 test-fast: install data
 	$(BIN)/python -m pytest -m "not slow"

@@ -9,10 +9,14 @@ import types
 from pathlib import Path
 
 import pytest
-from helpers import MlflowServer, process_store
+import workers
 
-from convzoo.registry import plugins
-from convzoo.registry.scaffold import PYPROJECT
+workers.pin_this_worker()  # before torch loads (through helpers and convzoo): OpenMP counts its cores then
+
+from helpers import MlflowServer, process_store  # noqa: E402
+
+from convzoo.registry import plugins  # noqa: E402
+from convzoo.registry.scaffold import PYPROJECT  # noqa: E402
 
 
 # What makes a test slow (seconds to minutes): a fixture that trains or starts servers, or a module of end-to-end
@@ -28,6 +32,8 @@ def pytest_collection_modifyitems(items):
         module = item.module.__name__.rpartition(".")[2]
         if module in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+        item.add_marker(pytest.mark.xdist_group(workers.group_of(module)))
+    items.sort(key=lambda item: workers.schedule_order(workers.group_of(item.module.__name__.rpartition(".")[2])))
 
 TINY_PLUGIN = '''
 from convzoo import hookimpl
@@ -267,6 +273,39 @@ def run_convzoo(plugin_sites):
         return subprocess.run([sys.executable, "-m", "convzoo", *args], capture_output=True, text=True, env=environment)
 
     return run
+
+
+@pytest.fixture
+def whole_machine():
+    """Every core for this test and the processes it starts, as if it ran alone (under xdist each worker has a share):
+    for tests that compare thread counts."""
+    if not workers.ALL_CORES:
+        yield
+        return
+    share = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, workers.ALL_CORES)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, share)
+
+
+@pytest.fixture
+def private_environment(tmp_path) -> Path:
+    """The Python of a new virtual environment that sees every package of this one but installs into its own
+    site-packages: a test's pip installs and uninstalls there leave the suite's environment (and the tests running
+    beside it) alone."""
+    import sysconfig
+
+    folder = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = folder / "bin" / "python"
+    own = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    # an "import" line of a .pth file runs at start-up: this environment's site-packages, .pth files included
+    Path(own, "suite-environment.pth").write_text(
+        f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
+    return python
 
 
 @pytest.fixture

@@ -79,7 +79,7 @@ def test_checkpoint_cost_times_a_write_against_the_steps_between_two(tmp_path):
     assert "write / 100 steps" in done.stdout
 
 
-def test_sweep_throughput_runs_one_and_two_workers_on_one_study(tmp_path):
+def test_sweep_throughput_runs_one_and_two_workers_on_one_study(tmp_path, whole_machine):
     out = tmp_path / "sweep.json"
     done = bench("sweep_throughput.py", "--storage", "sqlite", "--trials", "2", "--batches", "2", "--resize", "32",
                  "--json", str(out))

@@ -65,26 +65,21 @@ def test_summary_reports_options_and_totals():
     assert result.output.splitlines()[-1] == "total params: 2,018,346"
 
 
-def _plugin_names():
-    listing = subprocess.run([sys.executable, "-m", "convzoo", "plugins", "--json"], capture_output=True, text=True)
+def _plugin_names(python):
+    listing = subprocess.run([str(python), "-m", "convzoo", "plugins", "--json"], capture_output=True, text=True)
     return {plugin["name"] for plugin in json.loads(listing.stdout)["plugins"]}
 
 
-@pytest.fixture
-def uninstall_tinynet_afterwards():
-    yield
-    subprocess.run([sys.executable, "-m", "pip", "uninstall", "--yes", "--quiet", "convzoo-tinynet"], capture_output=True)
-
-
 @pytest.mark.slow
-def test_install_and_uninstall_a_plugin_wheel(plugin_wheels, uninstall_tinynet_afterwards):
-    installed = subprocess.run([sys.executable, "-m", "convzoo", "install", str(plugin_wheels["convzoo-tinynet"])],
-                               capture_output=True, text=True)
+def test_install_and_uninstall_a_plugin_wheel(plugin_wheels, private_environment):
+    installed = subprocess.run([str(private_environment), "-m", "convzoo", "install",
+                                str(plugin_wheels["convzoo-tinynet"])], capture_output=True, text=True)
     assert installed.returncode == 0, installed.stderr
-    assert "convzoo-tinynet" in _plugin_names()
-    removed = subprocess.run([sys.executable, "-m", "convzoo", "uninstall", "convzoo-tinynet"], capture_output=True, text=True)
+    assert "convzoo-tinynet" in _plugin_names(private_environment)
+    removed = subprocess.run([str(private_environment), "-m", "convzoo", "uninstall", "convzoo-tinynet"],
+                             capture_output=True, text=True)
     assert removed.returncode == 0, removed.stderr
-    assert "convzoo-tinynet" not in _plugin_names()
+    assert "convzoo-tinynet" not in _plugin_names(private_environment)
 
 
 def test_install_passes_pip_failures_on():

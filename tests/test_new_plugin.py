@@ -16,11 +16,16 @@ from convzoo.cli.app import cli
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def convzoo(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "convzoo", *args], capture_output=True, text=True, **kwargs)
+def in_environment(python: Path):
+    """``convzoo(*args)`` in the environment of ``python``."""
+
+    def convzoo(*args, **kwargs):
+        return subprocess.run([str(python), "-m", "convzoo", *args], capture_output=True, text=True, **kwargs)
+
+    return convzoo
 
 
-def plugin_names():
+def plugin_names(convzoo):
     return {plugin["name"]: plugin for plugin in json.loads(convzoo("plugins", "--json").stdout)["plugins"]}
 
 
@@ -48,34 +53,34 @@ FASHION_MNIST_TEST_IMAGES, STRIPES_TEST_IMAGES = 10000, 500
     (scaffolded_dataset, "convzoo-stripes", "datasets", "stripes", "datasets", 1,
      ["vgg", "--option", "ratio=8", "--dataset", "stripes"], STRIPES_TEST_IMAGES),
 ])
-def test_plugin_lifecycle(make, dist, kind, name, listing, own_tests, train_args, test_images, tmp_path):
+def test_plugin_lifecycle(make, dist, kind, name, listing, own_tests, train_args, test_images, tmp_path,
+                          private_environment):
+    convzoo = in_environment(private_environment)
     project = make(tmp_path)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
                     str(tmp_path / "dist"), str(project)], check=True)
     [wheel] = (tmp_path / "dist").glob(f"{dist.replace('-', '_')}-0.1.0-*.whl")
-    try:
-        installed = convzoo("install", str(wheel))
-        assert installed.returncode == 0, installed.stderr
+    installed = convzoo("install", str(wheel))
+    assert installed.returncode == 0, installed.stderr
+    assert dist not in plugin_names(in_environment(Path(sys.executable)))  # installed there, not into the suite's
 
-        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(project / "tests")],
-                               cwd=tmp_path, capture_output=True, text=True)
-        assert tests.returncode == 0, tests.stdout[-2000:]
-        assert f"{own_tests} passed" in tests.stdout
+    tests = subprocess.run([str(private_environment), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                            str(project / "tests")], cwd=tmp_path, capture_output=True, text=True)
+    assert tests.returncode == 0, tests.stdout[-2000:]
+    assert f"{own_tests} passed" in tests.stdout
 
-        assert plugin_names()[dist][kind] == [name]
-        assert [name, dist, "0.1.0"] in [line.split()[:3] for line in convzoo(listing).stdout.splitlines()]
+    assert plugin_names(convzoo)[dist][kind] == [name]
+    assert [name, dist, "0.1.0"] in [line.split()[:3] for line in convzoo(listing).stdout.splitlines()]
 
-        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-        trained = convzoo("train", *train_args, "--recipe", "quick", "--epochs", "1", "--resize", "32",
-                          "--limit-train-batches", "3", cwd=tmp_path, env=env)
-        assert trained.returncode == 0, trained.stderr[-2000:]
-        assert f"onnx parity passed on {test_images} raw test images" in trained.stdout
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    trained = convzoo("train", *train_args, "--recipe", "quick", "--epochs", "1", "--resize", "32",
+                      "--limit-train-batches", "3", cwd=tmp_path, env=env)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert f"onnx parity passed on {test_images} raw test images" in trained.stdout
 
-        removed = convzoo("uninstall", dist)
-        assert removed.returncode == 0, removed.stderr
-        assert dist not in plugin_names()
-    finally:
-        subprocess.run([sys.executable, "-m", "pip", "uninstall", "--yes", "--quiet", dist], capture_output=True)
+    removed = convzoo("uninstall", dist)
+    assert removed.returncode == 0, removed.stderr
+    assert dist not in plugin_names(convzoo)
 
 
 def test_new_plugin_refuses_bad_names_and_existing_folders(tmp_path):
