@@ -27,6 +27,7 @@ SLOW_MODULES = {"test_benchmarks", "test_compare", "test_distributed", "test_dur
                 "test_new_plugin", "test_server_faults", "test_suite", "test_sweep", "test_team_server"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(items):
     for item in items:
         module = item.module.__name__.rpartition(".")[2]

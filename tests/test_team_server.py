@@ -4,6 +4,7 @@ import stat
 import mlflow
 import mlflow.server
 import optuna
+import psutil
 from helpers import ADMIN_PASSWORD, convzoo
 
 TRAIN = ("train", "vgg", "--experiment", "team", "--epochs", "1", "--limit-train-batches", "2",
@@ -53,6 +54,9 @@ def test_read_users_cannot_write_runs_edit_users_can_and_a_wrong_password_is_one
 
 def test_a_server_without_an_admin_password_makes_one_and_keeps_it_across_restarts(mlflow_server, monkeypatch):
     server = mlflow_server(auth=True, admin_password=None)
+    # MLflow's server and its worker, without MLflow's job runner (about ten processes of its own; convzoo runs no jobs)
+    started = [" ".join(child.cmdline()) for child in psutil.Process(server.process.pid).children(recursive=True)]
+    assert started and not [command for command in started if "huey" in command or "job_runner" in command]
     kept = server.folder / "admin-password"
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     assert f"password in {kept}" in server.output.read_text()

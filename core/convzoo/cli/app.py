@@ -224,12 +224,13 @@ def runs(experiment: str | None, sort: str | None, stale_after: float | None, ma
 @click.option("--port", type=int, default=5000, show_default=True, help="Port to listen on.")
 def ui(host: str, port: int) -> None:
     """Start the MLflow UI on the store runs go to, and print its address."""
+    from convzoo.tracking.server import mlflow_server_environment
     from convzoo.tracking.store import tracking_uri
 
     store = tracking_uri()
     click.echo(f"MLflow UI for {store} at http://{host}:{port} (Ctrl-C stops it)")
     completed = subprocess.run([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store,
-                                "--host", host, "--port", str(port)])
+                                "--host", host, "--port", str(port)], env=mlflow_server_environment())
     if completed.returncode:
         raise click.exceptions.Exit(completed.returncode)
 

@@ -35,6 +35,15 @@ def kept_secret(folder: Path, name: str, variable: str) -> str:
     return path.read_text().strip()
 
 
+def mlflow_server_environment() -> dict[str, str]:
+    """This process's environment for MLflow's server or UI, with MLflow's job runner off unless
+    ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION`` asks for it: convzoo starts no server-side jobs (MLflow's GenAI features),
+    and the runner is about ten more Python processes, each importing MLflow, on every start."""
+    env = dict(os.environ)
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    return env
+
+
 def plan(folder: Path, backend_store_uri: str | None, artifacts_destination: str | None, host: str, port: int,
          workers: int, auth: bool, default_permission: str,
          auth_database_uri: str | None = None) -> tuple[list[str], dict[str, str], list[str]]:
@@ -50,7 +59,7 @@ def plan(folder: Path, backend_store_uri: str | None, artifacts_destination: str
     artifacts = artifacts_destination or str(folder / "artifacts")
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
                "--artifacts-destination", artifacts, "--host", host, "--port", str(port), "--workers", str(workers)]
-    env = dict(os.environ)
+    env = mlflow_server_environment()
     env.pop("MLFLOW_TRACKING_URI", None)
     uri = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     lines = [f"convzoo tracking server at {uri}", f"  backend store: {redact(backend)}",
