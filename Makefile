@@ -55,7 +55,7 @@ ui: install
 
 # one worker per core (tests/workers.py gives each its own cores); WORKERS=0 runs the suite in one process
 test: install data postgres browser
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup --no-loadscope-reorder
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
 test-fast: install data
 	$(BIN)/python -m pytest -m "not slow"
