@@ -54,11 +54,13 @@ ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 # one worker per core (tests/workers.py gives each its own cores); WORKERS=0 runs the suite in one process
+PYTEST := $(BIN)/python -m pytest -n $(WORKERS) --dist loadscope --no-loadscope-reorder
+
 test: install data postgres browser
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadscope --no-loadscope-reorder
+	$(PYTEST)
 
 test-fast: install data
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 docs: install
 	$(BIN)/python -m convzoo.cli.reference

@@ -1,4 +1,5 @@
-"""What every benchmark prints and saves: the machine it ran on, a table, and a JSON file."""
+"""What every benchmark prints and saves: the machine it ran on, a table, and a JSON file. Its argument checks need
+no torch (a usage error comes before the heavy imports of a benchmark that imports only this module at its top)."""
 from __future__ import annotations
 
 import argparse
@@ -8,12 +9,9 @@ import platform
 from pathlib import Path
 from typing import Any, Sequence
 
-import torch
-
 import convzoo
 from convzoo.runs.settings import choose_recipe
 from convzoo.errors import ConvzooError
-from convzoo.training.peak import cpu_model, onednn_isa
 from convzoo.registry.plugins import get_registry
 from convzoo.tables import format_table
 
@@ -42,6 +40,10 @@ def require_at_least_one(parser: argparse.ArgumentParser, args: argparse.Namespa
 
 def machine() -> dict[str, Any]:
     """The hardware and software a figure was measured with."""
+    import torch
+
+    from convzoo.training.peak import cpu_model, onednn_isa
+
     return {
         "cpu": cpu_model(),
         "onednn_isa": onednn_isa(),

@@ -34,6 +34,12 @@ libc.mallinfo2.restype = MallInfo2
 ADMIN_PASSWORD = "convzoo-admin-password-1"
 
 
+def benchmark(script: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``benchmarks/SCRIPT`` with ``args`` in a process of its own."""
+    return subprocess.run([sys.executable, str(Path(__file__).parents[1] / "benchmarks" / script), *args],
+                          capture_output=True, text=True, timeout=600)
+
+
 def process_store(folder: Path, plugin_site: Path):
     """A new SQLite store in ``folder``, a checkpoint folder and fast heartbeats: ``env`` for ``convzoo`` processes
     (with the plugin in ``plugin_site`` on their path), ``settings`` for this process."""

@@ -1,19 +1,11 @@
-"""The benchmarks run end to end at tiny sizes and report consistent figures (speed itself is never asserted here)."""
+"""The benchmarks run end to end at tiny sizes and report consistent figures (speed itself is never asserted here).
+The serving benchmark's test is in test_serving.py, beside the trained model it serves."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
-
-
-def bench(script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True,
-                          timeout=600)
+from helpers import benchmark as bench
 
 
 def test_train_throughput_measures_three_loops_and_their_ratios(tmp_path):
@@ -141,24 +133,6 @@ def test_time_to_accuracy_trains_the_fast_recipe_per_seed_against_its_target(tmp
     assert runs[0]["run_id"] != runs[1]["run_id"]
     mean = sum(run["test_acc"] for run in runs) / 2
     assert f"{mean:.4f}" in done.stdout and "0/2" in done.stdout
-
-
-def test_serving_loads_both_servers_with_every_payload(trained_vgg, in_session_store, tmp_path):
-    """A real run's model behind the old float payload and the new raw and PNG ones, at two concurrencies."""
-    out = tmp_path / "serving.json"
-    done = bench("serving.py", "--run-id", trained_vgg.run_id, "--requests", "4", "--warmup", "1",
-                 "--concurrency", "1", "--concurrency", "2", "--workers", "1", "--json", str(out))
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(out.read_text())
-    assert [(row["payload"], row["concurrency"]) for row in report["results"]] == [
-        (payload, concurrency) for payload in ("float", "raw", "png") for concurrency in (1, 2)]
-    for row in report["results"]:
-        assert row["errors"] == 0 and row["requests"] == 4 and row["requests_per_sec"] > 0
-        assert 0 < row["p50_ms"] <= row["p99_ms"]
-    assert report["input_size"] == trained_vgg.size and report["workers"] == 1
-    assert report["request_bytes"]["float"] > 10 * report["request_bytes"]["raw"]
-    assert len(report["onnxruntime_b1_per_sec"]) == 3 and min(report["onnxruntime_b1_per_sec"].values()) > 0
-    assert "of onnxruntime's in-process batch-1 rate" in done.stdout
 
 
 @pytest.mark.parametrize("script, args, message", [

@@ -2,6 +2,7 @@
 payloads, bad payloads refused with HTTP 400 and one line, ``convzoo promote`` and the aliases ``convzoo runs`` shows."""
 import base64
 import io
+import json
 import os
 import signal
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import ModelServer
+from helpers import ModelServer, benchmark
 from PIL import Image
 
 from convzoo.cli.app import cli
@@ -128,3 +129,22 @@ def test_serve_refuses_a_run_without_a_verified_model(tracking_store):
     result = CliRunner().invoke(cli, ["serve", run.info.run_id])
     assert (result.exit_code, result.output) == (1, f"Error: run {run.info.run_id} has no verified ONNX model "
                                                     f"(parity: not run)\n")
+
+
+def test_serving_loads_both_servers_with_every_payload(trained_vgg, in_session_store, tmp_path):
+    """benchmarks/serving.py: a real run's model behind the old float payload and the new raw and PNG ones, at two
+    concurrencies."""
+    out = tmp_path / "serving.json"
+    done = benchmark("serving.py", "--run-id", trained_vgg.run_id, "--requests", "4", "--warmup", "1",
+                     "--concurrency", "1", "--concurrency", "2", "--workers", "1", "--json", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert [(row["payload"], row["concurrency"]) for row in report["results"]] == [
+        (payload, concurrency) for payload in ("float", "raw", "png") for concurrency in (1, 2)]
+    for row in report["results"]:
+        assert row["errors"] == 0 and row["requests"] == 4 and row["requests_per_sec"] > 0
+        assert 0 < row["p50_ms"] <= row["p99_ms"]
+    assert report["input_size"] == trained_vgg.size and report["workers"] == 1
+    assert report["request_bytes"]["float"] > 10 * report["request_bytes"]["raw"]
+    assert len(report["onnxruntime_b1_per_sec"]) == 3 and min(report["onnxruntime_b1_per_sec"].values()) > 0
+    assert "of onnxruntime's in-process batch-1 rate" in done.stdout
