@@ -27,14 +27,18 @@ SLOW_MODULES = {"test_benchmarks", "test_compare", "test_distributed", "test_dur
                 "test_new_plugin", "test_server_faults", "test_suite", "test_sweep", "test_team_server"}
 
 
+def module_name(item) -> str:
+    return item.module.__name__.rpartition(".")[2]
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
-        module = item.module.__name__.rpartition(".")[2]
-        if module in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if module_name(item) in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-    items.sort(key=lambda item: workers.schedule_order(workers.group_of(item.module.__name__.rpartition(".")[2])))
+    items.sort(key=lambda item: workers.schedule_order(workers.group_of(module_name(item))))
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's: pytest without it runs the suite in one process
 def pytest_xdist_make_scheduler(config, log):
     """``--dist loadscope``: one work unit per group of test files (tests/workers.py)."""
     return workers.group_scheduling(config, log) if config.getvalue("dist") == "loadscope" else None
