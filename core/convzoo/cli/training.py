@@ -68,10 +68,13 @@ def _train_until_stopped(start, world=None) -> None:
         except KeyboardInterrupt:
             echo_now("interrupted at once: the run ended KILLED at its last checkpoint")
             raise click.exceptions.Exit(exit_code(signal.SIGINT)) from None
-    if world.is_main:
-        final = result.history[-1]
-        click.echo(f"run {result.run_id}: {result.arch} test acc {final.test_acc:.4f} after {len(result.history)} "
-                   f"epoch(s) on {result.device} ({result.precision})")
+    if not world.is_main:
+        from convzoo.training.distributed import end_helper_rank
+
+        end_helper_rank()
+    final = result.history[-1]
+    click.echo(f"run {result.run_id}: {result.arch} test acc {final.test_acc:.4f} after {len(result.history)} "
+               f"epoch(s) on {result.device} ({result.precision})")
 
 
 def _launch_ranks(nproc: int, device: str) -> None:

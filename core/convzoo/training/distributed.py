@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
@@ -170,6 +171,15 @@ def leave(together: bool = True) -> None:
         if together:
             torch.distributed.barrier()
         torch.distributed.destroy_process_group()
+
+
+def end_helper_rank() -> NoReturn:
+    """End a rank other than 0 once its part of the run is done, skipping the interpreter's teardown: objects that
+    still hold gloo's work (DDP's reducer) are destroyed there, and gloo's threads can then abort the process
+    ("terminate called without an active exception", SIGABRT), which makes torchrun stop rank 0 mid-export."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def cores() -> int:
