@@ -34,6 +34,16 @@ libc.mallinfo2.restype = MallInfo2
 ADMIN_PASSWORD = "convzoo-admin-password-1"
 
 
+def convzoo_in(python: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``convzoo ARGS`` with the Python of an environment (the suite's, or a test's private one)."""
+    return subprocess.run([str(python), "-m", "convzoo", *args], capture_output=True, text=True, **kwargs)
+
+
+def plugin_names(python: Path) -> dict[str, dict]:
+    """The plugins ``convzoo plugins --json`` lists in the environment of ``python``, by distribution name."""
+    return {plugin["name"]: plugin for plugin in json.loads(convzoo_in(python, "plugins", "--json").stdout)["plugins"]}
+
+
 def benchmark(script: str, *args: str) -> subprocess.CompletedProcess:
     """Run ``benchmarks/SCRIPT`` with ``args`` in a process of its own."""
     return subprocess.run([sys.executable, str(Path(__file__).parents[1] / "benchmarks" / script), *args],

@@ -1,11 +1,11 @@
 """The ``convzoo`` command: help, speed-critical imports, errors, and real pip installs of plugins."""
-import json
 import re
 import subprocess
 import sys
 
 import pytest
 from click.testing import CliRunner
+from helpers import convzoo_in, plugin_names
 
 from convzoo.cli.app import cli
 
@@ -65,21 +65,14 @@ def test_summary_reports_options_and_totals():
     assert result.output.splitlines()[-1] == "total params: 2,018,346"
 
 
-def _plugin_names(python):
-    listing = subprocess.run([str(python), "-m", "convzoo", "plugins", "--json"], capture_output=True, text=True)
-    return {plugin["name"] for plugin in json.loads(listing.stdout)["plugins"]}
-
-
 @pytest.mark.slow
 def test_install_and_uninstall_a_plugin_wheel(plugin_wheels, private_environment):
-    installed = subprocess.run([str(private_environment), "-m", "convzoo", "install",
-                                str(plugin_wheels["convzoo-tinynet"])], capture_output=True, text=True)
+    installed = convzoo_in(private_environment, "install", str(plugin_wheels["convzoo-tinynet"]))
     assert installed.returncode == 0, installed.stderr
-    assert "convzoo-tinynet" in _plugin_names(private_environment)
-    removed = subprocess.run([str(private_environment), "-m", "convzoo", "uninstall", "convzoo-tinynet"],
-                             capture_output=True, text=True)
+    assert "convzoo-tinynet" in plugin_names(private_environment)
+    removed = convzoo_in(private_environment, "uninstall", "convzoo-tinynet")
     assert removed.returncode == 0, removed.stderr
-    assert "convzoo-tinynet" not in _plugin_names(private_environment)
+    assert "convzoo-tinynet" not in plugin_names(private_environment)
 
 
 def test_install_passes_pip_failures_on():

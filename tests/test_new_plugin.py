@@ -1,7 +1,7 @@
 """Third-party plugins end to end: `convzoo new-plugin` output (an architecture, and a data set) and the example ResNet
 plugin are built as wheels, pip-installed, pass their own tests, show up, train through `convzoo train` with ONNX
 parity, and uninstall cleanly."""
-import json
+import functools
 import os
 import shutil
 import subprocess
@@ -10,23 +10,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import convzoo_in, plugin_names
 
 from convzoo.cli.app import cli
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def in_environment(python: Path):
-    """``convzoo(*args)`` in the environment of ``python``."""
-
-    def convzoo(*args, **kwargs):
-        return subprocess.run([str(python), "-m", "convzoo", *args], capture_output=True, text=True, **kwargs)
-
-    return convzoo
-
-
-def plugin_names(convzoo):
-    return {plugin["name"]: plugin for plugin in json.loads(convzoo("plugins", "--json").stdout)["plugins"]}
 
 
 def scaffolded(folder: Path, name: str = "scaffolded", kind: str = "architecture") -> Path:
@@ -55,21 +43,21 @@ FASHION_MNIST_TEST_IMAGES, STRIPES_TEST_IMAGES = 10000, 500
 ])
 def test_plugin_lifecycle(make, dist, kind, name, listing, own_tests, train_args, test_images, tmp_path,
                           private_environment):
-    convzoo = in_environment(private_environment)
+    convzoo = functools.partial(convzoo_in, private_environment)
     project = make(tmp_path)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
                     str(tmp_path / "dist"), str(project)], check=True)
     [wheel] = (tmp_path / "dist").glob(f"{dist.replace('-', '_')}-0.1.0-*.whl")
     installed = convzoo("install", str(wheel))
     assert installed.returncode == 0, installed.stderr
-    assert dist not in plugin_names(in_environment(Path(sys.executable)))  # installed there, not into the suite's
+    assert dist not in plugin_names(Path(sys.executable))  # installed there, not into the suite's
 
     tests = subprocess.run([str(private_environment), "-m", "pytest", "-q", "-p", "no:cacheprovider",
                             str(project / "tests")], cwd=tmp_path, capture_output=True, text=True)
     assert tests.returncode == 0, tests.stdout[-2000:]
     assert f"{own_tests} passed" in tests.stdout
 
-    assert plugin_names(convzoo)[dist][kind] == [name]
+    assert plugin_names(private_environment)[dist][kind] == [name]
     assert [name, dist, "0.1.0"] in [line.split()[:3] for line in convzoo(listing).stdout.splitlines()]
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
@@ -80,7 +68,7 @@ def test_plugin_lifecycle(make, dist, kind, name, listing, own_tests, train_args
 
     removed = convzoo("uninstall", dist)
     assert removed.returncode == 0, removed.stderr
-    assert dist not in plugin_names(convzoo)
+    assert dist not in plugin_names(private_environment)
 
 
 def test_new_plugin_refuses_bad_names_and_existing_folders(tmp_path):
