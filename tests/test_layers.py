@@ -19,7 +19,7 @@ CORE = ROOT / "core" / "convzoo"
 # lowest first: a module may import modules of its own layer and of the layers before it
 LAYERS = (
     ("leaves", ("convzoo._moved", "convzoo.errors", "convzoo.version", "convzoo.vocabulary", "convzoo.recipes", "convzoo.config",
-                "convzoo.tables", "convzoo.progress", "convzoo.layers")),
+                "convzoo.tables", "convzoo.progress", "convzoo.layers", "convzoo.statistics")),
     ("registry", ("convzoo.registry",)),
     ("data", ("convzoo.data",)),
     ("training", ("convzoo.training",)),

@@ -1,5 +1,6 @@
 """Short real training runs on real Fashion-MNIST into a real MLflow SQLite store."""
 import dataclasses
+import json
 
 import mlflow
 import mlflow.pytorch
@@ -39,8 +40,8 @@ def test_short_training_run_is_fully_tracked(name, short_run, sample_images, tmp
     client = mlflow.MlflowClient()
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
-    for metric in ("train_loss", "train_acc", "test_acc", "epoch_time", "examples_per_sec", "lr", "train_steps",
-                   "train_examples"):
+    for metric in ("train_loss", "train_acc", "val_loss", "val_acc", "test_acc", "epoch_time", "examples_per_sec",
+                   "lr", "train_steps", "train_examples"):
         assert [m.step for m in client.get_metric_history(result.run_id, metric)] == [1, 2]
     assert any(key.startswith("system/") for key in run.data.metrics)
     params = run.data.params
@@ -61,8 +62,18 @@ def test_short_training_run_is_fully_tracked(name, short_run, sample_images, tmp
     assert tags["mlflow.note.content"].startswith(f"**{name}**")
     assert f"Final test accuracy **{result.history[-1].test_acc:.4f}**" in tags["mlflow.note.content"]
     assert tags["mlflow.note.content"].endswith("ONNX parity: **passed**.")
-    [dataset_input] = run.inputs.dataset_inputs
-    assert (dataset_input.dataset.name, dataset_input.dataset.digest) == ("fashion-mnist", ImageSplits.digest_of(FILES.values()))
+    # 5,000 of the 60,000 training images held out for validation: two inputs, sizes and digests to match
+    inputs = {[tag.value for tag in found.tags][0]: found.dataset for found in run.inputs.dataset_inputs}
+    assert {context: (found.name, json.loads(found.profile)) for context, found in inputs.items()} == {
+        "training": ("fashion-mnist", {"num_rows": 55_000}), "validation": ("fashion-mnist", {"num_rows": 5_000})}
+    assert inputs["validation"].digest == params["val_digest"] != ImageSplits.digest_of(FILES.values())
+    assert (params["val_fraction"], params["val_images"]) == (str(1 / 12), "5000")
+    predictions = mlflow.artifacts.load_text(f"runs:/{result.run_id}/predictions/test_predictions.csv").splitlines()
+    assert predictions[0] == "index,label,predicted,probability" and len(predictions) == 1 + 16  # 2 batches of 8
+    index, label, guess, probability = predictions[1].split(",")
+    assert (index, label) == ("0", str(int(load().test_labels[0]))) and 0.1 <= float(probability) <= 1
+    right = [line.split(",")[1] == line.split(",")[2] for line in predictions[1:]]
+    assert sum(right) / len(right) == pytest.approx(result.history[-1].test_acc)  # the last epoch's model's
     assert {"config.json", "plots"} <= {a.path for a in client.list_artifacts(result.run_id)}
     assert {a.path for a in client.list_artifacts(result.run_id, "plots")} == PLOTS
     assert mlflow.artifacts.load_dict(f"runs:/{result.run_id}/config.json")["arch"] == name
@@ -144,7 +155,7 @@ def test_hooks_are_called_by_a_real_training_run(tracking_store, load_with):
     config, arch, dataset = short_config("nin")
     train(config, arch, dataset, echo=lambda line: None, pm=pm)
     metrics = ["epoch_time", "examples_per_sec", "lr", "test_acc", "train_acc", "train_examples", "train_loss",
-               "train_steps"]
+               "train_steps", "val_acc", "val_loss"]
     assert recorder.calls == [("start", "nin", True), ("epoch", 1, metrics), ("epoch", 2, metrics), ("end", "FINISHED")]
 
 

@@ -57,6 +57,12 @@ CHECKPOINTS_DIR = "checkpoints"
 PLOTS_DIR = "plots"
 COMPARISON_DIR = "comparison"
 SWEEP_DIR = "sweep"
+# per test image, what the run's model predicted: paired significance tests read it
+PREDICTIONS_FILE = "predictions/test_predictions.csv"
+PREDICTION_COLUMNS = ("index", "label", "predicted", "probability")
+SIGNIFICANCE_FILE = f"{COMPARISON_DIR}/significance.csv"
+GROUP_TAG = "convzoo.compare.group"  # on a comparison's child: the architecture whose seed repeats it is one of
+SEED_TAG = "convzoo.seed"
 
 
 def inside_mlflow_run() -> bool:

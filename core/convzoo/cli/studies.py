@@ -42,6 +42,24 @@ def _until_stopped(start, study: str):
             raise click.exceptions.Exit(exit_code(stopped.signum)) from None
 
 
+def _refuse_what_every_architecture_refuses(names: list[str], settings: dict) -> None:
+    """A value that every architecture refuses with the same error (``--val-fraction 2``, ``--early-stop`` without
+    a split) is bad input: refused before any run. One an architecture refuses alone (an input size too small for
+    it) is that architecture's failure in the comparison."""
+    from convzoo.runs.settings import check_request
+
+    errors = set()
+    for name in names:
+        try:
+            check_request(get_registry(), name, **settings)
+        except ConvzooError as error:
+            errors.add(str(error))
+        else:
+            return
+    if len(errors) == 1:
+        raise ConvzooError(errors.pop())
+
+
 def _comparison_params(names: list[str], settings: dict) -> dict:
     """A comparison's parent params: the architectures, the recipe, and every override given."""
     overrides = {name: settings[name] for name, _, _ in HYPERPARAMETERS if settings[name] is not None}
@@ -50,23 +68,34 @@ def _comparison_params(names: list[str], settings: dict) -> dict:
 
 
 @click.command()
-@click.option("--archs", default="all", show_default=True,
-              help="Comma-separated architectures, or shell-style patterns; all = every installed one.")
+@click.argument("arch_names", metavar="[ARCH]...", nargs=-1)
+@click.option("--archs", default=None,
+              help="Comma-separated architectures, or shell-style patterns; all = every installed one (the default "
+                   "when no ARCH is named).")
+@click.option("--seeds", type=int, default=1, show_default=True,
+              help="Train every architecture this many times, with seeds --seed … --seed + N - 1; the table then "
+                   "shows mean ± 95 % CI, and pairs are compared by a paired bootstrap.")
 @training_options
 @study_options
-def compare(archs: str, experiment: str | None, storage: str | None, study_name: str | None, **settings) -> None:
-    """Train several architectures as child runs of one parent run and log a comparison table and plots.
+def compare(arch_names: tuple[str, ...], archs: str | None, seeds: int, experiment: str | None, storage: str | None,
+            study_name: str | None, **settings) -> None:
+    """Train several architectures (each once per seed) as child runs of one parent run and log a comparison: mean
+    ± CI table, significance of every pair, plots.
 
     Under `mlflow run --run-id PARENT` it continues that parent: finished children are not trained again. With
-    --study (and --storage), every worker started with the same command takes the next architecture not yet
-    trained, and the last one to finish logs the comparison.
+    --study (and --storage), every worker started with the same command takes the next architecture and seed not
+    yet trained, and the last one to finish logs the comparison.
     """
     from convzoo.runs.start import resume_run, train_arch
-    from convzoo.studies.compare import compare as run_comparison, compare_in_study
+    from convzoo.runs.training_run import RunPlacement
+    from convzoo.studies.compare import compare as run_comparison, compare_in_study, seed_list
     from convzoo.tracking.store import check_tracking_store, tracking_uri
+    from convzoo.vocabulary import GROUP_TAG
 
     refuse_experiment_under_mlflow_run(experiment)
+    seed_values = seed_list(settings["seed"], seeds)
     registry = get_registry()
+    archs = ",".join(arch_names) if arch_names else (archs or "all")
     patterns = [part.strip() for part in archs.split(",") if part.strip()]
     names = registry.list_architectures() if archs == "all" else [
         name for pattern in patterns
@@ -74,10 +103,17 @@ def compare(archs: str, experiment: str | None, storage: str | None, study_name:
     ]
     for name in names:
         registry.get_architecture(name)  # unknown names fail before any run
+
+    def seeded(seed: int) -> dict:
+        return run_settings(dict(settings, seed=seed))
+
+    _refuse_what_every_architecture_refuses(names, seeded(seed_values[0]))
     if not (storage or study_name):
         check_tracking_store()
-        run_comparison(names, lambda name: train_arch(name, run_settings(settings), echo=echo_now).run_id,
-                       echo=echo_now, experiment=experiment, params=_comparison_params(names, settings))
+        run_comparison(names, lambda name, seed: train_arch(name, seeded(seed), echo=echo_now,
+                                                            placement=RunPlacement(tags={GROUP_TAG: name})).run_id,
+                       seeds=seed_values, echo=echo_now, experiment=experiment,
+                       params={**_comparison_params(names, settings), "seeds": seeds})
         return
     from convzoo.studies.optuna_studies import default_storage, open_storage
 
@@ -88,11 +124,11 @@ def compare(archs: str, experiment: str | None, storage: str | None, study_name:
     check_tracking_store()
     _until_stopped(lambda stop: compare_in_study(
         names, opened, url, study, _study_settings(settings),
-        train_one=lambda name, callbacks, placement: train_arch(
-            name, run_settings(settings), experiment=experiment, callbacks=[stop, *callbacks], placement=placement,
+        train_one=lambda name, seed, callbacks, placement: train_arch(
+            name, seeded(seed), experiment=experiment, callbacks=[stop, *callbacks], placement=placement,
             echo=echo_now),
         resume=lambda run_id, callbacks: resume_run(run_id, {}, taken_over=True, echo=echo_now)([stop, *callbacks]),
-        experiment=experiment, echo=echo_now), study)
+        seeds=seed_values, experiment=experiment, echo=echo_now), study)
 
 
 @click.command()
@@ -103,17 +139,20 @@ def compare(archs: str, experiment: str | None, storage: str | None, study_name:
                    "option=ratio=choice:4,8.")
 @click.option("--trials", type=int, default=10, show_default=True,
               help="The study's total of finished (complete or pruned) trials, over all its workers.")
-@click.option("--metric", default="test_acc", show_default=True, help="The last epoch's metric to optimise.")
-@click.option("--direction", default="maximize", show_default=True, help="maximize or minimize.")
+@click.option("--metric", default="val_acc", show_default=True,
+              help="The last epoch's metric to optimise and prune on: val_acc, val_loss or a train_* figure, never "
+                   "a test_* one.")
+@click.option("--direction", default=None,
+              help="maximize or minimize (default: minimize for a loss or a time, else maximize).")
 @click.option("--pruner", default="median", show_default=True,
-              help="median (stop trials below the median epoch by epoch, from the 6th trial), median:N (from "
-                   "trial N+1), or none.")
+              help="median (stop trials below the median epoch by epoch, from the 6th trial, on --metric), "
+                   "median:N (from trial N+1), or none.")
 @click.option("--sampler-seed", "sampler_seed", type=int, default=None,
               help="Seed Optuna's sampler (repeatable sweeps with one worker).")
 @training_options
 @study_options
 @click.pass_context
-def sweep(ctx: click.Context, arch: str, params: tuple[str, ...], trials: int, metric: str, direction: str,
+def sweep(ctx: click.Context, arch: str, params: tuple[str, ...], trials: int, metric: str, direction: str | None,
           pruner: str, sampler_seed: int | None, experiment: str | None, storage: str | None, study_name: str | None,
           **settings) -> None:
     """Search ARCH's hyperparameters with Optuna: every trial a convzoo run nested under the study's parent run.
@@ -123,14 +162,14 @@ def sweep(ctx: click.Context, arch: str, params: tuple[str, ...], trials: int, m
     """
     from click.core import ParameterSource
 
-    from convzoo.runs.settings import choose_recipe
+    from convzoo.runs.settings import check_request, choose_recipe
     from convzoo.runs.start import resume_run, train_arch
     from convzoo.studies.space import parse_space
     from convzoo.tracking.store import check_tracking_store, tracking_uri
     from convzoo.training.checkpoint import local_checkpoint
     from convzoo.training.devices import resolve_device
     from convzoo.studies.optuna_studies import default_storage, open_storage
-    from convzoo.studies.sweep import SweepSpec, run_sweep
+    from convzoo.studies.sweep import SweepSpec, default_direction, run_sweep
 
     _refuse_under_mlflow_run("sweep")
     if ctx.get_parameter_source("export") == ParameterSource.DEFAULT:
@@ -141,7 +180,12 @@ def sweep(ctx: click.Context, arch: str, params: tuple[str, ...], trials: int, m
                                   for param in space if param.option})  # unknown options fail here
     recipe = choose_recipe(architecture, settings["recipe"], resolve_device(settings["device"]).type == "cuda")
     spec = SweepSpec(arch, recipe, study_name or f"sweep-{arch}", storage or default_storage(tracking_uri()),
-                     trials, metric, direction, pruner, space, _study_settings(settings), experiment, sampler_seed)
+                     trials, metric, direction or default_direction(metric), pruner, space, _study_settings(settings),
+                     experiment, sampler_seed)
+    config = check_request(get_registry(), arch, **run_settings(dict(settings, recipe=recipe)))
+    if metric.startswith("val_") and not config.hyper.val_fraction:
+        raise ConvzooError(f"--metric {metric} needs a validation split, and recipe {recipe} with val_fraction "
+                           f"{config.hyper.val_fraction:g} holds out none; give --val-fraction in (0, 1), e.g. 0.0833")
     storage = open_storage(spec.storage)  # before the tracking store, so a bad storage leaves nothing behind
     check_tracking_store()
 

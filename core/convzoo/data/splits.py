@@ -8,7 +8,9 @@ from typing import Any, Iterable
 
 @dataclass
 class ImageSplits:
-    """Train and test images (uint8, N x C x H x W) with int64 labels, and where they came from."""
+    """Train and test images (uint8, N x C x H x W) with int64 labels, and where they came from. A data set may
+    bring its own validation images (``val_images``, ``val_labels``); otherwise a run with ``val_fraction`` carves
+    them out of the training images (``convzoo.data.validation``)."""
 
     name: str
     train_images: Any
@@ -17,6 +19,14 @@ class ImageSplits:
     test_labels: Any
     source: str
     digest: str
+    val_images: Any = None
+    val_labels: Any = None
+    val_digest: str | None = None
+    train_digest: str | None = None  # of the training images left once a validation split is carved out
+
+    @property
+    def has_validation(self) -> bool:
+        return self.val_images is not None
 
     @staticmethod
     def digest_of(checksums: Iterable[str]) -> str:

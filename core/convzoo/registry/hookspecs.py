@@ -45,7 +45,7 @@ def on_run_start(run: RunContext) -> None:
 def on_epoch_end(run: RunContext, epoch: int, metrics: dict[str, float]) -> None:
     """Called after each epoch's evaluation; ``epoch`` counts from 1, ``metrics`` holds ``train_loss``,
     ``train_acc``, ``test_acc``, ``epoch_time``, ``examples_per_sec``, ``lr``, ``train_steps`` and
-    ``train_examples``."""
+    ``train_examples``, and with a validation split ``val_loss`` and ``val_acc``."""
 
 
 @hookspec

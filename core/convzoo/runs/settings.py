@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from convzoo.config import AUTO_RECIPE, DEVICES, PRECISIONS, TrainConfig
 from convzoo.errors import ConvzooError
-from convzoo.recipes import Recipe, check_choice
+from convzoo.recipes import SEED_RECIPE, Recipe, check_choice, default_val_fraction
 from convzoo.registry.catalogue import Architecture, Dataset, Registry
 
 HYPERPARAMETERS = tuple(field.name for field in dataclasses.fields(Recipe) if field.name != "options")
@@ -31,14 +31,15 @@ def run_config(registry: Registry, arch: str, *, recipe: str = AUTO_RECIPE, data
 
 
 def check_request(registry: Registry, arch: str, *, recipe: str = AUTO_RECIPE, dataset: str = "fashion-mnist",
-                  options: Mapping[str, Any] | None = None, **values: Any) -> None:
+                  options: Mapping[str, Any] | None = None, **values: Any) -> TrainConfig:
     """Every check of ``run_config`` that needs no torch: the names of the settings, architecture, data set, recipe,
     device and precision, the options, the input size and the limits. The command line calls it before anything
-    imports torch, so bad input is refused in a fraction of a second."""
+    imports torch, so bad input is refused in a fraction of a second. Returns the config as a CPU would resolve
+    it."""
     _check_settings(values)
     check_choice("device", values.get("device", "auto"), DEVICES)
     check_choice("precision", values.get("precision", "auto"), PRECISIONS)
-    _config(registry, arch, recipe, dataset, options, values, on_gpu=False)
+    return _config(registry, arch, recipe, dataset, options, values, on_gpu=False)[0]
 
 
 def _check_settings(values: Mapping[str, Any]) -> None:
@@ -68,6 +69,19 @@ def choose_recipe(arch: Architecture, requested: str, on_gpu: bool) -> str:
     return requested
 
 
+def check_validation_needs(hyper: Recipe, recipe: str) -> None:
+    """What reads the validation split (early stopping, a target accuracy) is refused where there is none."""
+    if hyper.val_fraction:
+        return
+    why = f"the {recipe} recipe holds out none" if recipe == SEED_RECIPE else "val_fraction is 0"
+    if hyper.early_stop:
+        raise ConvzooError(f"early_stop {hyper.early_stop} needs a validation split ({why}); give --val-fraction "
+                           f"in (0, 1), e.g. 0.0833 (5,000 of 60,000 images)")
+    if hyper.target_acc is not None:
+        raise ConvzooError(f"target_acc {hyper.target_acc:g} needs a validation split ({why}): time_to_target is "
+                           f"measured on val_acc; give --val-fraction in (0, 1), e.g. 0.0833")
+
+
 def resolve_config(
     registry: Registry,
     arch_name: str,
@@ -85,8 +99,11 @@ def resolve_config(
     base = arch.recipes[chosen]
     hyper = dataclasses.replace(base, **{k: v for k, v in (overrides or {}).items() if v is not None})
     hyper = dataclasses.replace(hyper, resize=hyper.resize or arch.input_size,
-                                options=arch.resolve_options({**base.options, **(options or {})}))
+                                options=arch.resolve_options({**base.options, **(options or {})}),
+                                val_fraction=default_val_fraction(chosen) if hyper.val_fraction is None
+                                else hyper.val_fraction)
     arch.check_input_size(hyper.resize)
+    check_validation_needs(hyper, chosen)
     zero_means = {"limit_train_batches": "all batches", "limit_eval_batches": "all batches",
                   "checkpoint_every": "no mid-epoch checkpoints"}
     for name, meaning in zero_means.items():

@@ -16,6 +16,7 @@ from convzoo._moved import moved_names
 from convzoo.config import AUTO_RECIPE, TrainConfig
 from convzoo.data.pipeline import BatchLoader, model_input
 from convzoo.data.splits import ImageSplits
+from convzoo.data.validation import with_validation
 from convzoo.errors import ConvzooError
 from convzoo.registry.catalogue import Architecture, Dataset, resolve
 from convzoo.registry.hookspecs import RunContext
@@ -31,6 +32,7 @@ from convzoo.training import checkpoint
 from convzoo.training.callbacks import Callback
 from convzoo.training.console import ConsoleOutput
 from convzoo.training.distributed import SINGLE, World, check_batch, leave, rank_seed
+from convzoo.training.early_stop import BEST_FILE, EarlyStopping
 from convzoo.training.epoch_log import EpochLog
 from convzoo.training.observers import PluginHooks
 from convzoo.training.setup import build_model, describe_world, make_loaders, prepare_device
@@ -72,6 +74,7 @@ class Prepared:
     splits: ImageSplits
     train_loader: BatchLoader
     test_loader: BatchLoader
+    val_loader: BatchLoader | None
 
 
 def prepare(config: TrainConfig, arch: Architecture, dataset: Dataset, resume: Resume | None, world: World,
@@ -89,7 +92,8 @@ def prepare(config: TrainConfig, arch: Architecture, dataset: Dataset, resume: R
         torch.manual_seed(rank_seed(config.seed, world.rank))  # its own dropout; DDP gives it rank 0's weights
     else:
         check_tracking_store()
-    splits = resolve(dataset.load)(config.data_dir)
+    # the same images held out on every rank, after a resume, in every trial: a function of the seed and the data
+    splits = with_validation(resolve(dataset.load)(config.data_dir), config.hyper.val_fraction or 0.0, config.seed)
     return Prepared(device, precision, model, splits, *make_loaders(config, splits, device, world))
 
 
@@ -148,8 +152,10 @@ class TrackedTraining:
         utilization = run_utilization(self.arch, self.dataset, config.hyper.resize, config.hyper.options,
                                       ready.device, ready.precision, self.world.size, self.echo)
         epoch_log = EpochLog(utilization, config.hyper.target_acc)
+        self.early_stop = early_stopping(config, self.path.with_name(BEST_FILE), self._upload("best-checkpoint"),
+                                         self.echo)
         trainer = Trainer(ready.model, ready.train_loader, ready.test_loader, config.hyper, ready.precision,
-                          world=self.world, callbacks=[
+                          world=self.world, val=ready.val_loader, callbacks=[*self.early_stop,
             self._checkpointer(), run_log.MetricsLogger(self.outbox, self.run_id, epoch_log),
             ConsoleOutput(self.echo, epoch_log),
             run_log.StuckAtChance(self.arch.name, self.dataset.num_classes, self._tag, self.echo), hooks,
@@ -172,10 +178,14 @@ class TrackedTraining:
         meta = {"run_id": self.run_id, "config": self.config.to_dict(), "device": self.ready.device.type,
                 "precision": self.ready.precision, "host": socket.gethostname(), "pid": os.getpid(),
                 "world_size": self.world.size}
-        def upload(saved: Path) -> None:
-            self.outbox.put("checkpoint", lambda client: client.log_artifact(self.run_id, str(saved), CHECKPOINTS_DIR))
+        return checkpoint.Checkpointer(self.path, self.config.checkpoint_every, meta, upload=self._upload("checkpoint"))
 
-        return checkpoint.Checkpointer(self.path, self.config.checkpoint_every, meta, upload=upload)
+    def _upload(self, key: str) -> Callable[[Path], None]:
+        """Queue a saved checkpoint file for the run's checkpoints folder (a newer one under ``key`` replaces it)."""
+        def upload(saved: Path) -> None:
+            self.outbox.put(key, lambda client: client.log_artifact(self.run_id, str(saved), CHECKPOINTS_DIR))
+
+        return upload
 
     def _continue(self, trainer: Trainer, resume: Resume, epoch_log: EpochLog, utilization) -> None:
         trainer.load_state_dict(resume.state["trainer"])
@@ -200,8 +210,12 @@ class TrackedTraining:
 
     def finish(self, trainer: Trainer) -> None:
         """Plots, the PyTorch model and, unless turned off, the ONNX export with its parity check."""
-        splits, config = self.ready.splits, self.config
-        run_log.log_plots(trainer.state.history, splits, trainer.state.predictions, self.dataset)
+        splits, config, state = self.ready.splits, self.config, trainer.state
+        run_log.log_training_time(state.history)
+        for stopper in self.early_stop:
+            run_log.log_best_epoch(stopper.best_epoch, stopper.metric, stopper.best_value, len(state.history))
+        run_log.log_plots(state.history, splits, state.predictions, self.dataset)
+        run_log.log_predictions(splits.test_labels, state.predictions, state.confidence)
         example = model_input(splits.test_images[:2], config.hyper.resize)  # batch 2 keeps batch dynamic
         run_log.log_model(trainer.model, example)
         if config.export:
@@ -211,11 +225,22 @@ class TrackedTraining:
                          echo=self.echo)
 
 
+def early_stopping(config: TrainConfig, path: Path | None, upload: Callable[[Path], None] = lambda path: None,
+                   echo: Callable[[str], None] = lambda line: None) -> list[EarlyStopping]:
+    """The run's early stopping, if its recipe asks for it (``path``: where rank 0 keeps the best weights)."""
+    hyper = config.hyper
+    if not hyper.early_stop:
+        return []
+    return [EarlyStopping(hyper.early_stop, hyper.early_stop_metric, hyper.min_delta, path, upload, echo)]
+
+
 def train_untracked(ready: Prepared, config: TrainConfig, world: World, callbacks: Sequence[Callback],
                     resume: Resume | None, arch: Architecture) -> TrainResult:
     """A rank other than 0: the same training steps and collectives, nothing tracked, written or printed."""
     trainer = Trainer(ready.model, ready.train_loader, ready.test_loader, config.hyper, ready.precision, world=world,
-                      callbacks=[checkpoint.Checkpointer(None, config.checkpoint_every, {}), *callbacks])
+                      val=ready.val_loader, callbacks=[*early_stopping(config, None),
+                                                       checkpoint.Checkpointer(None, config.checkpoint_every, {}),
+                                                       *callbacks])
     if resume:
         trainer.load_state_dict(resume.state["trainer"])
     trainer.fit()

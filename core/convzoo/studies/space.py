@@ -23,6 +23,7 @@ def _value_types() -> dict[str, type]:
     types = {field.name: hints[field.name] for field in dataclasses.fields(Recipe) if field.name != "options"}
     types["resize"] = int  # ``int | None`` in the recipe: None means the architecture's default
     types["target_acc"] = float  # ``float | None``: None means no target
+    types["val_fraction"] = float  # ``float | None``: None means the recipe's default
     types["seed"] = int
     return types
 

@@ -29,7 +29,13 @@ from convzoo.vocabulary import (ARCH_TAG, BEST_PARAM_TAG, BEST_RUN_TAG, BEST_TAG
                                 RECIPE_TAG, STUDY_TAG, SWEEP_DIR, SWEEP_TAG, TRIAL_TAG)
 
 METRICS = tuple(field.name for field in dataclasses.fields(EpochMetrics) if field.name != "epoch")
+CHOOSABLE = tuple(name for name in METRICS if not name.startswith("test_"))
 DIRECTIONS = ("maximize", "minimize")
+
+
+def default_direction(metric: str) -> str:
+    """``minimize`` for a loss or a time, ``maximize`` for anything else."""
+    return "minimize" if metric.endswith(("_loss", "_time")) else "maximize"
 DEFAULT_STARTUP_TRIALS = 5
 
 
@@ -64,8 +70,12 @@ class SweepSpec:
     def __post_init__(self) -> None:
         if self.trials < 1:
             raise ConvzooError(f"--trials must be at least 1, got {self.trials}")
+        if self.metric.startswith("test_"):
+            raise ConvzooError(f"--metric {self.metric} would choose on the test set, and a figure chosen on it is "
+                               f"no longer a test result; a sweep optimises and prunes on validation: use val_acc or "
+                               f"val_loss (every trial still logs its test figures)")
         if self.metric not in METRICS:
-            raise ConvzooError(f"unknown metric {self.metric!r}; choose one of: {', '.join(METRICS)}")
+            raise ConvzooError(f"unknown metric {self.metric!r}; choose one of: {', '.join(CHOOSABLE)}")
         if self.direction not in DIRECTIONS:
             raise ConvzooError(f"unknown direction {self.direction!r}; choose one of: {', '.join(DIRECTIONS)}")
         if not self.params:

@@ -1,64 +1,172 @@
-"""The MLflow side of a comparison: the children a parent has, one row per finished child, and the parent's
-table, failures and plots."""
+"""The MLflow side of a comparison: the children a parent has, one row per finished child, the seed repeats of each
+architecture summarised (mean, spread, 95 % t interval), and the parent's tables, metrics, plots and significance."""
 from __future__ import annotations
 
 import csv
 import io
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import mlflow
 
+from convzoo.errors import ConvzooError
+from convzoo.statistics import Summary, summarize
+from convzoo.tables import format_table
 from convzoo.tracking.run_log import log_figure
 from convzoo.vocabulary import (ARCH_TAG, COMPARE_FAILED_TAG, COMPARE_FAILURE_TAG, COMPARE_TAG, COMPARISON_DIR,
-                                NUM_PARAMS_TAG, PARENT_RUN_TAG, PARITY_TAG, PLUGIN_TAG, PLUGIN_VERSION_TAG)
+                                NOTE_TAG, NUM_PARAMS_TAG, PARENT_RUN_TAG, PARITY_TAG, PLUGIN_TAG, PLUGIN_VERSION_TAG)
 
-COLUMNS = ["architecture", "plugin", "params", "input_size", "epochs", "train_acc", "test_acc", "examples_per_sec",
-           "wall_time_s", "onnx_parity"]
+RUN_COLUMNS = ["architecture", "seed", "run_id", "plugin", "params", "input_size", "epochs", "best_epoch",
+               "train_acc", "val_acc", "test_acc", "examples_per_sec", "train_time_s", "wall_time_s", "onnx_parity"]
+SUMMARIZED = ("test_acc", "val_acc", "train_time_s")  # what a group of seed repeats reports mean, spread and CI of
 
 
-def finished_children(parent_id: str) -> dict[str, Any]:
-    """The parent's children that finished, by architecture (what a re-run does not train again)."""
+def group_columns(key: str) -> list[str]:
+    return [key, "runs", *SUMMARIZED]
+
+
+def finished_children(parent_id: str) -> dict[tuple[str, int], Any]:
+    """The parent's children that finished, by architecture and seed (what a re-run does not train again)."""
     children = mlflow.search_runs(search_all_experiments=True, output_format="list",
                                   filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_id}'")
-    return {run.data.tags[ARCH_TAG]: run for run in children
+    return {(run.data.tags[ARCH_TAG], int(run.data.params.get("seed", 0))): run for run in children
             if run.info.status == "FINISHED" and ARCH_TAG in run.data.tags}
 
 
-def summarize_child(run) -> dict[str, Any]:
-    metrics, tags = run.data.metrics, run.data.tags
+def kept_figures(run) -> dict[str, float | None]:
+    """Train, validation and test accuracy of the model a run kept: the last epoch's, or with early stopping the
+    best epoch's."""
+    metrics = run.data.metrics
+    best = metrics.get("best_epoch")
+    if best is None or best == metrics.get("epochs_trained"):
+        return {name: metrics.get(name) for name in ("train_acc", "val_acc", "test_acc")}
+    client = mlflow.MlflowClient()
+    return {name: next((m.value for m in client.get_metric_history(run.info.run_id, name) if m.step == best), None)
+            for name in ("train_acc", "val_acc", "test_acc")}
+
+
+def rounded(value: float | None, digits: int = 4) -> float | str:
+    return "" if value is None else round(value, digits)
+
+
+def run_row(run) -> dict[str, Any]:
+    """One finished run as a row of ``RUN_COLUMNS``."""
+    metrics, tags, params = run.data.metrics, run.data.tags, run.data.params
+    figures = kept_figures(run)
     return {
-        "architecture": tags[ARCH_TAG], "plugin": f"{tags[PLUGIN_TAG]} {tags[PLUGIN_VERSION_TAG]}",
-        "params": int(tags[NUM_PARAMS_TAG]), "input_size": int(run.data.params["resize"]),
-        "epochs": int(run.data.params["epochs"]), "train_acc": round(metrics["train_acc"], 4),
-        "test_acc": round(metrics["test_acc"], 4), "examples_per_sec": round(metrics["examples_per_sec"], 1),
+        "architecture": tags[ARCH_TAG], "seed": int(params.get("seed", 0)), "run_id": run.info.run_id,
+        "plugin": f"{tags.get(PLUGIN_TAG, '')} {tags.get(PLUGIN_VERSION_TAG, '')}".strip(),
+        "params": int(tags.get(NUM_PARAMS_TAG, 0)), "input_size": int(params.get("resize", 0)),
+        "epochs": int(params.get("epochs", 0)), "best_epoch": int(metrics.get("best_epoch", 0)) or "",
+        **{name: rounded(value) for name, value in figures.items()},
+        "examples_per_sec": round(metrics.get("examples_per_sec", 0.0), 1),
+        "train_time_s": rounded(metrics.get("train_time_s"), 1),
         "wall_time_s": round((run.info.end_time - run.info.start_time) / 1000, 1),
         "onnx_parity": tags.get(PARITY_TAG, "not run"),
     }
 
 
-def log_comparison(rows: list[dict[str, Any]], failures: Mapping[str, str], parent_id: str) -> None:
+def group_summaries(rows: Sequence[Mapping[str, Any]], key: str) -> dict[str, dict[str, Summary]]:
+    """Per value of ``key`` (in order of first appearance), a ``Summary`` of each of ``SUMMARIZED`` the rows have."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(str(row[key]), []).append(row)
+    return {name: {figure: summarize([row[figure] for row in members])
+                   for figure in SUMMARIZED if all(row.get(figure) not in (None, "") for row in members)}
+            for name, members in groups.items()}
+
+
+def summary_table(summaries: Mapping[str, Mapping[str, Summary]]) -> list[list[str]]:
+    """Rows of ``GROUP_COLUMNS``: each figure as mean ± half the 95 % interval."""
+    return [[name, str(max((s.n for s in figures.values()), default=0)),
+             *[figures[f].shown(1 if f.endswith("_s") else 4) if f in figures else "-" for f in SUMMARIZED]]
+            for name, figures in summaries.items()]
+
+
+def summary_metrics(summaries: Mapping[str, Mapping[str, Summary]]) -> dict[str, float]:
+    """``ARCH/test_acc_mean``, ``ARCH/test_acc_ci_low``, ...: what the parent logs per group."""
+    return {f"{name}/{key}": value for name, figures in summaries.items()
+            for figure, summary in figures.items() for key, value in summary.as_dict(figure).items()}
+
+
+def csv_text(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return table.getvalue()
+
+
+def markdown(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(str(value) for value in row) + " |" for row in rows]) + "\n"
+
+
+def statistics_csv(summaries: Mapping[str, Mapping[str, Summary]]) -> str:
+    """One row per group: its number of runs and every statistic of every summarised figure."""
+    rows = []
+    for name, figures in summaries.items():
+        row: dict[str, Any] = {"architecture": name, "runs": max((s.n for s in figures.values()), default=0)}
+        for figure, summary in figures.items():
+            row.update({key: round(value, 6) for key, value in summary.as_dict(figure).items()})
+        rows.append(row)
+    names = ["architecture", "runs", *[f"{figure}_{stat}" for figure in SUMMARIZED
+                                      for stat in ("mean", "std", "min", "max", "ci_low", "ci_high")]]
+    return csv_text(names, rows)
+
+
+def speed_points(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per architecture, its mean test accuracy, mean training speed and size (the accuracy-vs-speed plot)."""
+    points: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        points.setdefault(row["architecture"], []).append(row)
+    return [{"architecture": name, "params": members[0]["params"],
+             "examples_per_sec": sum(m["examples_per_sec"] for m in members) / len(members),
+             "test_acc": sum(m["test_acc"] for m in members) / len(members)} for name, members in points.items()]
+
+
+def log_comparison(rows: list[dict[str, Any]], failures: Mapping[str, str], parent_id: str,
+                   significance: Callable[[str], list[str]], description: str) -> list[str]:
+    """The comparison into the active parent run: tags, ``failures.json``, every child as CSV, the mean ± CI table
+    (CSV of every statistic, and Markdown), the per-architecture metrics, the significance (``significance(folder)``
+    writes it there and returns its summary lines) and the plots. Returns the lines to print."""
     from convzoo.tracking import figures
 
-    """The comparison into the active parent run: tags, ``failures.json``, the table as CSV and Markdown, plots."""
+    summaries = group_summaries(rows, "architecture")
+    table, columns = summary_table(summaries), group_columns("architecture")
     mlflow.set_tags({COMPARE_TAG: "parent", COMPARE_FAILED_TAG: ",".join(failures) or "none",
                      **{COMPARE_FAILURE_TAG.format(name): reason[:5000] for name, reason in failures.items()}})
+    mlflow.log_metrics(summary_metrics(summaries))
     mlflow.log_dict({"failed": dict(failures)}, f"{COMPARISON_DIR}/failures.json")
     with tempfile.TemporaryDirectory() as folder:
-        table = io.StringIO()
-        writer = csv.DictWriter(table, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-        (Path(folder) / "comparison.csv").write_text(table.getvalue())
-        lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
-        lines += ["| " + " | ".join(str(row[c]) for c in COLUMNS) + " |" for row in rows]
-        (Path(folder) / "comparison.md").write_text("\n".join(lines) + "\n")
+        (Path(folder) / "runs.csv").write_text(csv_text(RUN_COLUMNS, rows))
+        (Path(folder) / "comparison.csv").write_text(statistics_csv(summaries))
+        lines = significance(folder)
+        (Path(folder) / "comparison.md").write_text(markdown(columns, table) + "".join(
+            f"\n{line}\n" for line in lines))
         mlflow.log_artifacts(folder, COMPARISON_DIR)
+    mlflow.set_tag(NOTE_TAG, description + "\n\n" + markdown(columns, table) + "\n".join(lines))
     client = mlflow.MlflowClient()
-    children = finished_children(parent_id)
-    curves = {row["architecture"]: [m.value for m in sorted(
-        client.get_metric_history(children[row["architecture"]].info.run_id, "test_acc"), key=lambda m: m.step)]
-        for row in rows}
+    curves: dict[str, list[list[float]]] = {}
+    for row in rows:
+        history = sorted(client.get_metric_history(row["run_id"], "test_acc"), key=lambda m: m.step)
+        curves.setdefault(row["architecture"], []).append([m.value for m in history])
     log_figure(figures.plot_test_accuracy_curves(curves), f"{COMPARISON_DIR}/test_acc_per_epoch.png")
-    log_figure(figures.plot_accuracy_vs_speed(rows), f"{COMPARISON_DIR}/accuracy_vs_speed.png")
+    log_figure(figures.plot_accuracy_vs_speed(speed_points(rows)), f"{COMPARISON_DIR}/accuracy_vs_speed.png")
+    return [format_table(columns, table), *lines]
+
+
+def group_value(run, key: str) -> str | None:
+    """A run's value of a param or tag ``key`` (``arch``, ``recipe``... also name convzoo's own tags)."""
+    data = run.data
+    return data.params.get(key, data.tags.get(key, data.tags.get(f"convzoo.{key}")))
+
+
+def grouped_runs(runs: Sequence[Any], key: str) -> str:
+    """The finished ``runs`` grouped by ``key``, each group's figures as mean ± half the 95 % t interval."""
+    finished = [run for run in runs if run.info.status == "FINISHED" and group_value(run, key) is not None]
+    if not finished:
+        raise ConvzooError(f"no finished run has a param or tag {key!r} to group by (try arch, recipe, seed, lr)")
+    rows = [{**run_row(run), key: group_value(run, key)} for run in finished]
+    return format_table(group_columns(key), summary_table(group_summaries(rows, key)))

@@ -30,7 +30,8 @@ from convzoo.training.utilization import Utilization
 from convzoo.training.trainer import EpochMetrics, is_stuck_at_chance
 from convzoo.vocabulary import (ARCH_TAG, BACKEND_TAG, CONFIG_FILE, DATASET_TAG, DEVICE_TAG, EPOCHS_TAG, HEARTBEAT_TAG,
                                 NOTE_TAG, NUM_PARAMS_TAG, PARITY_TAG, PLOTS_DIR, PLUGIN_TAG, PLUGIN_VERSION_TAG,
-                                PRECISION_TAG, PYTORCH_MODEL, RECIPE_TAG, STUCK_TAG, VERSION_TAG, WORLD_SIZE_TAG)
+                                PRECISION_TAG, PREDICTION_COLUMNS, PREDICTIONS_FILE, PYTORCH_MODEL, RECIPE_TAG,
+                                STUCK_TAG, VERSION_TAG, WORLD_SIZE_TAG)
 
 DEFAULT_HEARTBEAT_SECONDS = 30
 
@@ -40,12 +41,14 @@ def describe_run(config: TrainConfig, history: list[EpochMetrics], device: str, 
     hyper, final = config.hyper, history[-1]
     parity = mlflow.MlflowClient().get_run(mlflow.active_run().info.run_id).data.tags.get(PARITY_TAG, "not checked")
     options = ", ".join(f"{key}={value}" for key, value in config.hyper.options.items())
+    validation = (f", validation accuracy {final.val_acc:.4f} on {hyper.val_fraction:.4g} of the training images "
+                  f"held out" if final.val_acc is not None else ", no validation split")
     mlflow.set_tag(NOTE_TAG, (
         f"**{config.arch}**{f' ({options})' if options else ''}, recipe **{config.recipe_resolved}**: "
         f"{hyper.epochs} epoch(s), batch {hyper.batch_size}, {hyper.optimizer} lr {hyper.lr:g}, {hyper.resize} px, "
         f"on {device} ({precision}).\n\n"
         f"Final test accuracy **{final.test_acc:.4f}** (train accuracy {final.train_acc:.4f}, loss "
-        f"{final.train_loss:.4f}). ONNX parity: **{parity}**."))
+        f"{final.train_loss:.4f}){validation}. ONNX parity: **{parity}**."))
 
 
 def world_tags(world: World) -> dict[str, str]:
@@ -57,8 +60,9 @@ def log_setup(config: TrainConfig, arch: Architecture, splits: ImageSplits, devi
     """Params, tags, the data set input and ``config.json``: what a run is, before it trains."""
     from convzoo.version import __version__
 
+    split = {"val_digest": splits.val_digest, "val_images": len(splits.val_labels)} if splits.has_validation else {}
     log_new_params({**config.to_params(), "world_size": world.size,
-                    "per_rank_batch_size": config.hyper.batch_size // world.size, "backend": world.backend})
+                    "per_rank_batch_size": config.hyper.batch_size // world.size, "backend": world.backend, **split})
     mlflow.set_tags({**world_tags(world),
         NUM_PARAMS_TAG: str(num_params), **utilization.tags(),
         ARCH_TAG: arch.name, PLUGIN_TAG: arch.plugin, PLUGIN_VERSION_TAG: arch.plugin_version,
@@ -162,22 +166,56 @@ def log_new_params(params: Mapping[str, Any]) -> None:
 
 
 def log_dataset(splits: ImageSplits) -> None:
-    """Record the data set as the run's training input: name, digest and where it was read from."""
+    """Record the data set as the run's inputs: the training images (``training``) and, with a split, the validation
+    images (``validation``), each with its digest, size and where it was read from."""
+    log_input(splits, splits.train_digest or splits.digest, len(splits.train_labels), "training")
+    if splits.has_validation:
+        log_input(splits, splits.val_digest, len(splits.val_labels), "validation")
+
+
+def log_input(splits: ImageSplits, digest: str, rows: int, context: str) -> None:
+    """One dataset input of the run: ``rows`` images of ``splits`` named by ``digest``."""
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
+
+    class ImagesInput(MetaDataset):
+        @property
+        def profile(self) -> dict[str, int]:
+            return {"num_rows": rows}
+
+        def to_dict(self) -> dict[str, str]:
+            return {**super().to_dict(), "profile": json.dumps(self.profile)}
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the local source type is registered twice inside MLflow
         source = resolve_dataset_source(splits.source)
     for attempt in range(3):
         try:
-            return mlflow.log_input(MetaDataset(source, name=splits.name, digest=splits.digest), context="training")
+            return mlflow.log_input(ImagesInput(source, name=splits.name, digest=digest), context=context)
         except MlflowException as error:
             # a tracking server creating the same data set for two runs at once (workers of one sweep starting
             # together) refuses one of them; the data set then exists, and logging again links it
             if attempt == 2 or not any(text in str(error) for text in ("UNIQUE constraint failed: datasets",
                                                                         '"dataset_pk"')):
                 raise
+
+
+def log_predictions(labels: torch.Tensor, predicted: torch.Tensor, confidence: torch.Tensor) -> None:
+    """The model's per-image test predictions (``PREDICTIONS_FILE``): what paired significance tests compare."""
+    rows = [f"{index},{label},{guess},{probability:.6f}" for index, (label, guess, probability) in enumerate(zip(
+        labels[: len(predicted)].tolist(), predicted.tolist(), confidence.tolist()))]
+    mlflow.log_text("\n".join([",".join(PREDICTION_COLUMNS), *rows]) + "\n", PREDICTIONS_FILE)
+
+
+def log_training_time(history: list[EpochMetrics]) -> None:
+    """``train_time_s``: the seconds of training and per-epoch evaluation over the whole run (what a comparison's
+    time column sums up; the run's wall time also counts start-up and the export)."""
+    mlflow.log_metric("train_time_s", sum(metrics.epoch_time for metrics in history))
+
+
+def log_best_epoch(epoch: int, metric: str, value: float, epochs_trained: int) -> None:
+    """Which epoch's model the run keeps, by what validation figure, and how many epochs it trained."""
+    mlflow.log_metrics({"best_epoch": epoch, f"best_{metric}": value, "epochs_trained": epochs_trained})
 
 
 def log_figure(figure, path: str) -> None:

@@ -31,11 +31,12 @@ class ConsoleOutput(Callback):
         self._close()
         logged = self.epoch_log.metrics(metrics, trainer.state.history)
         mfu = f", MFU {logged['mfu']:.0%}" if "mfu" in logged else ""
+        val = "" if metrics.val_acc is None else f"val acc {metrics.val_acc:.3f}, "
         self.echo(f"epoch {metrics.epoch}, loss {metrics.train_loss:.4f}, train acc {metrics.train_acc:.3f}, "
-                  f"test acc {metrics.test_acc:.3f}, time {metrics.epoch_time:.1f} sec, "
+                  f"{val}test acc {metrics.test_acc:.3f}, time {metrics.epoch_time:.1f} sec, "
                   f"{metrics.examples_per_sec:.0f} examples/sec{mfu}")
         if "time_to_target" in logged:
-            self.echo(f"test acc {metrics.test_acc:.4f} reached the target {self.epoch_log.target_acc} after "
+            self.echo(f"val acc {metrics.val_acc:.4f} reached the target {self.epoch_log.target_acc} after "
                       f"{logged['time_to_target']:.0f} s of training and evaluation (epoch {metrics.epoch})")
 
     def on_exception(self, trainer: Trainer, error: BaseException) -> None:

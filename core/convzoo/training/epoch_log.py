@@ -10,7 +10,7 @@ from convzoo.training.utilization import Utilization
 @dataclass(frozen=True)
 class EpochLog:
     """What a run logs for an epoch: ``train_ch5``'s figures and throughput, utilization where the FLOPs are known,
-    and ``time_to_target`` at the epoch whose test accuracy first reached ``target_acc``."""
+    and ``time_to_target`` at the epoch whose validation accuracy first reached ``target_acc``."""
 
     utilization: Utilization
     target_acc: float | None = None

@@ -47,11 +47,14 @@ def build_model(config: TrainConfig, arch: Architecture, dataset: Dataset, devic
 
 
 def make_loaders(config: TrainConfig, splits: ImageSplits, device: torch.device,
-                 world: World = SINGLE) -> tuple[BatchLoader, BatchLoader]:
-    """The run's training and test batches (this rank's rows of them)."""
+                 world: World = SINGLE) -> tuple[BatchLoader, BatchLoader, BatchLoader | None]:
+    """The run's training, test and validation batches (this rank's rows of them; no validation batches without a
+    validation split). ``limit_eval_batches`` limits the test and the validation batches alike."""
     loader = functools.partial(BatchLoader, batch_size=config.hyper.batch_size, size=config.hyper.resize, device=device,
                                seed=config.seed, channels_last=config.channels_last, world=world)
     train = loader(splits.train_images, splits.train_labels, shuffle=True, augment=config.hyper.augment,
                    flip_shift=config.hyper.flip_shift, limit_batches=config.limit_train_batches)
     test = loader(splits.test_images, splits.test_labels, shuffle=False, limit_batches=config.limit_eval_batches)
-    return train, test
+    val = loader(splits.val_images, splits.val_labels, shuffle=False,
+                 limit_batches=config.limit_eval_batches) if splits.has_validation else None
+    return train, test, val

@@ -3,8 +3,10 @@
 Loss and accuracy are summed on the device and read once per epoch (and when the progress bar redraws), so the loop
 never waits for the device on every step. Everything else (tracking, checkpoints, console, hooks) is a callback.
 Its whole state, RNGs included, is ``Trainer.state_dict()``: loading it continues training bit for bit.
-Under several processes (``world``) it is DistributedDataParallel: each rank trains on its rows of every global batch,
-and the epoch's sums, the test predictions and the checkpointed state are gathered over all ranks.
+With a validation split, each epoch also logs ``val_loss`` and ``val_acc``; a callback may end training early
+(``request_stop``) once an epoch is done. Under several processes (``world``) it is DistributedDataParallel: each
+rank trains on its rows of every global batch, and the epoch's sums, the evaluations and the checkpointed state are
+gathered over all ranks.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from torch import nn
 
 from convzoo.training.callbacks import Callback, CallbackList
 from convzoo.training.distributed import SINGLE, World, rank_seed
+from convzoo.training.evaluation import Evaluation, evaluate
 from convzoo.data.pipeline import BatchLoader, EpochBatches
 from convzoo.recipes import Recipe
 
@@ -36,9 +39,11 @@ class EpochMetrics:
     lr: float
     train_steps: int
     train_examples: int = 0
+    val_loss: float | None = None  # None: the run has no validation split
+    val_acc: float | None = None
 
     def as_dict(self) -> dict[str, float]:
-        return {k: v for k, v in self.__dict__.items() if k != "epoch"}
+        return {k: v for k, v in self.__dict__.items() if k != "epoch" and v is not None}
 
 
 class StopTraining(Exception):
@@ -65,7 +70,10 @@ class LoopState:
     seconds: float = 0.0
     train_seconds: float = 0.0
     history: list[EpochMetrics] = field(default_factory=list)
+    # the last test evaluation: per test image, the predicted class and its probability
     predictions: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+    confidence: torch.Tensor = field(default_factory=lambda: torch.empty(0))
+    stopped_early: bool = False  # a callback ended training before its last epoch
 
     def start_epoch(self, device: torch.device) -> None:
         self.step = self.seen = 0
@@ -130,12 +138,12 @@ def is_stuck_at_chance(metrics: EpochMetrics, num_classes: int) -> bool:
 
 
 def time_to_target(history: list[EpochMetrics], target: float | None) -> tuple[int, float] | None:
-    """The first epoch whose test accuracy reached ``target``, and the seconds of training and evaluation until its
-    end (None if none did, or no target)."""
+    """The first epoch whose validation accuracy reached ``target``, and the seconds of training and evaluation
+    until its end (None if none did, or no target). Never the test accuracy: a target is a decision."""
     seconds = 0.0
     for metrics in history if target is not None else ():
         seconds += metrics.epoch_time
-        if metrics.test_acc >= target:
+        if metrics.val_acc is not None and metrics.val_acc >= target:
             return metrics.epoch, seconds
     return None
 
@@ -170,8 +178,9 @@ class Trainer:
     """Trains ``model`` for ``hyper.epochs``, calling ``callbacks``; ``state_dict()`` is everything it knows."""
 
     def __init__(self, model: nn.Module, train: BatchLoader, test: BatchLoader, hyper: Recipe, precision: str,
-                 callbacks: list[Callback] = (), world: World = SINGLE) -> None:
-        self.model, self.train_loader, self.test_loader, self.world = model, train, test, world
+                 callbacks: list[Callback] = (), world: World = SINGLE, val: BatchLoader | None = None) -> None:
+        self.model, self.train_loader, self.test_loader, self.val_loader = model, train, test, val
+        self.world = world
         self.parallel_model = world.wrap(model)  # what trains; ``model`` itself evaluates and is saved
         self.hyper, self.precision, self.device = hyper, precision, train.device
         self.callbacks = CallbackList(callbacks)
@@ -184,7 +193,11 @@ class Trainer:
 
     @property
     def finished(self) -> bool:
-        return self.state.epoch > self.hyper.epochs
+        return self.state.epoch > self.hyper.epochs or self.state.stopped_early
+
+    def request_stop(self) -> None:
+        """End training after this epoch, as finished (what early stopping calls from ``on_epoch_end``)."""
+        self.state.stopped_early = True
 
     @property
     def global_step(self) -> int:
@@ -288,44 +301,27 @@ class Trainer:
     def _end_epoch(self) -> None:
         state = self.state
         eval_start = time.perf_counter()
-        test_acc, predictions = self.evaluate()
+        test = self.evaluate(self.test_loader)
+        val = self.evaluate(self.val_loader) if self.val_loader else None
         if self.world.distributed:
             loss_sum, correct, seen = self.world.all_sum([state.loss_sum, state.correct, state.seen])
         else:
             loss_sum, correct, seen = state.loss_sum.item(), state.correct.item(), state.seen
         metrics = EpochMetrics(
             epoch=state.epoch, train_loss=loss_sum / seen, train_acc=correct / seen,
-            test_acc=test_acc, epoch_time=state.train_seconds + time.perf_counter() - eval_start,
+            test_acc=test.accuracy, epoch_time=state.train_seconds + time.perf_counter() - eval_start,
             examples_per_sec=seen / state.train_seconds, lr=self.optimizer.param_groups[0]["lr"],
             train_steps=state.step, train_examples=int(seen),
+            val_loss=val.mean_loss if val else None, val_acc=val.accuracy if val else None,
         )
         state.history.append(metrics)
-        state.predictions = predictions
+        state.predictions, state.confidence = test.predicted, test.confidence
         state.epoch += 1
         state.start_epoch(self.device)
         self.batches = None
         self.callbacks.on_epoch_end(self, metrics)
 
-    def evaluate(self) -> tuple[float, torch.Tensor]:
-        """Test accuracy and the predicted class of every evaluated image (in loader order)."""
-        self.model.eval()
-        predictions = []
-        with torch.no_grad(), autocast(self.device, self.precision):
-            for images, _ in self.test_loader:
-                predictions.append(self.model(images).argmax(dim=1))
-                self.callbacks.on_eval_step_end(self)
-        self.model.train()
-        predicted = self._in_loader_order(torch.cat(predictions))
-        labels = self.test_loader.labels[: len(predicted)].to(predicted.device)
-        return (predicted == labels).float().mean().item(), predicted.cpu()
-
-    def _in_loader_order(self, predicted: torch.Tensor) -> torch.Tensor:
-        """Every rank's predictions, put back in the order one process would have made them."""
-        if not self.world.distributed:
-            return predicted
-        positions = [self.test_loader.positions(rank) for rank in range(self.world.size)]
-        parts = self.world.gather(predicted, [len(p) for p in positions])
-        merged = torch.empty(sum(len(p) for p in positions), dtype=predicted.dtype, device=parts[0].device)
-        for where, part in zip(positions, parts):
-            merged[where.to(merged.device)] = part
-        return merged
+    def evaluate(self, loader: BatchLoader) -> Evaluation:
+        """Every image of ``loader`` through the model (the test set, or the validation split)."""
+        return evaluate(self.model, loader, self.world, autocast(self.device, self.precision),
+                        lambda: self.callbacks.on_eval_step_end(self))

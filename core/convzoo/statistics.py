@@ -1,0 +1,114 @@
+"""The statistics of a comparison: a group of seed repeats summarised with a Student's t confidence interval, and
+two models compared on the same test images (McNemar's exact test, a paired bootstrap), p-values corrected by Holm.
+The distributions are scipy's; nothing here knows about runs."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+CONFIDENCE = 0.95
+RESAMPLES = 10_000
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Seed repeats of one figure: their count, mean, standard deviation (n - 1), range and 95 % t interval."""
+
+    n: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    ci_low: float
+    ci_high: float
+
+    def as_dict(self, prefix: str) -> dict[str, float]:
+        return {f"{prefix}_{name}": value for name, value in self.__dict__.items() if name != "n"}
+
+    def shown(self, digits: int = 4) -> str:
+        """``mean ± half-width`` of the interval (just the mean for one value)."""
+        if self.n < 2:
+            return f"{self.mean:.{digits}f}"
+        return f"{self.mean:.{digits}f} ± {(self.ci_high - self.ci_low) / 2:.{digits}f}"
+
+
+def summarize(values: Sequence[float]) -> Summary:
+    """Mean, spread and the 95 % Student's t interval of ``values``; one value has no interval (both ends its mean)."""
+    from scipy import stats
+
+    data = np.asarray(values, dtype=float)
+    mean = float(data.mean())
+    if len(data) < 2:
+        return Summary(len(data), mean, 0.0, mean, mean, mean, mean)
+    std = float(data.std(ddof=1))
+    if std == 0:
+        low = high = mean
+    else:
+        low, high = stats.t.interval(CONFIDENCE, len(data) - 1, loc=mean, scale=std / math.sqrt(len(data)))
+    return Summary(len(data), mean, std, float(data.min()), float(data.max()), float(low), float(high))
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """Images only model A got right (``a_only``), only B got right (``b_only``), and the exact two-sided p-value."""
+
+    a_only: int
+    b_only: int
+    p_value: float
+
+
+def mcnemar_exact(a_correct: np.ndarray, b_correct: np.ndarray) -> McNemar:
+    """McNemar's exact test on paired correctness: under no difference, each discordant pair is A's with probability
+    1/2 (``scipy.stats.binomtest``)."""
+    from scipy import stats
+
+    a_only = int(np.sum(a_correct & ~b_correct))
+    b_only = int(np.sum(~a_correct & b_correct))
+    if a_only + b_only == 0:
+        return McNemar(0, 0, 1.0)
+    return McNemar(a_only, b_only, float(stats.binomtest(a_only, a_only + b_only, 0.5).pvalue))
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """The accuracy difference A - B, its 95 % percentile interval over resampled test images, and a two-sided
+    p-value (how often a resample lands on the other side of zero, doubled)."""
+
+    difference: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+
+
+def paired_bootstrap(a_correct: np.ndarray, b_correct: np.ndarray, resamples: int = RESAMPLES,
+                     seed: int = 0) -> Bootstrap:
+    """Resample the test images (the same ones for both models; with seed repeats, ``seeds x images`` arrays whose
+    rows pair up) and recompute the mean difference in accuracy (``scipy.stats.bootstrap``)."""
+    from scipy import stats
+
+    per_image = (np.atleast_2d(a_correct).astype(float) - np.atleast_2d(b_correct).astype(float)).mean(axis=0)
+    result = stats.bootstrap((per_image,), np.mean, n_resamples=resamples, confidence_level=CONFIDENCE,
+                             method="percentile", batch=500, rng=np.random.default_rng(seed))
+    spread = result.bootstrap_distribution
+    beyond = min(int(np.sum(spread <= 0)), int(np.sum(spread >= 0)))
+    p_value = min(1.0, 2 * (beyond + 1) / (resamples + 1))
+    return Bootstrap(float(per_image.mean()), float(result.confidence_interval.low),
+                     float(result.confidence_interval.high), p_value)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down correction of ``p_values`` for testing them all at once (in the order given)."""
+    order = sorted(range(len(p_values)), key=lambda index: p_values[index])
+    adjusted, running = [0.0] * len(p_values), 0.0
+    for rank, index in enumerate(order):
+        running = max(running, (len(p_values) - rank) * p_values[index])
+        adjusted[index] = min(1.0, running)
+    return adjusted
+
+
+def shown_p(p_value: float) -> str:
+    """``p = 0.031`` or ``p < 1e-4``."""
+    return "p < 1e-4" if p_value < 1e-4 else f"p = {p_value:.2g}"
