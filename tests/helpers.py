@@ -85,10 +85,10 @@ def wait_for_checkpoint(store, process, epoch, step):
     raise AssertionError(f"no checkpoint at epoch {epoch} step {step} within 180 s")
 
 
-def history(uri, run_id):
+def history(uri, run_id, names=COMPARED):
     client = mlflow.MlflowClient(uri)
     return {name: [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, name), key=lambda m: m.step)]
-            for name in COMPARED}
+            for name in names}
 
 
 def status(uri, run_id):

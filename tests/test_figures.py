@@ -21,8 +21,18 @@ def test_learning_curves_tick_whole_epochs_only():
 
 
 def test_the_comparison_curves_tick_whole_epochs_only():
-    axes = figures.plot_test_accuracy_curves({"vgg": [0.5, 0.6, 0.7], "nin": [0.4, 0.5, 0.55]}).axes[0]
+    axes = figures.plot_test_accuracy_curves({"vgg": [[0.5, 0.6, 0.7]], "nin": [[0.4, 0.5, 0.55]]}).axes[0]
     assert all(float(tick).is_integer() for tick in axes.get_xticks())
+
+
+def test_seed_repeats_draw_their_mean_with_a_band():
+    """Three seeds of one architecture, the third stopped early after two epochs."""
+    epochs, means, lows, highs = figures.accuracy_bands([[0.5, 0.6, 0.7], [0.6, 0.8, 0.9], [0.7, 0.7]])
+    assert epochs == [1, 2, 3] and means == pytest.approx([0.6, 0.7, 0.8])
+    assert lows[0] < 0.6 < highs[0] and lows[2] < 0.8 < highs[2]
+    axes = figures.plot_test_accuracy_curves({"vgg": [[0.5, 0.6, 0.7], [0.6, 0.8, 0.9]], "nin": [[0.4, 0.5]]}).axes[0]
+    assert [line.get_label() for line in axes.get_lines()] == ["vgg (2 runs)", "nin (1 run)"]
+    assert len(axes.collections) == 1  # a band for the architecture with repeats only
 
 
 @pytest.mark.slow

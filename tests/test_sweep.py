@@ -106,8 +106,14 @@ def test_params_suggest_typed_values_from_a_real_trial():
 @pytest.mark.parametrize("args, message", [
     (("--param", "option=width=choice:4,8"), "unknown option 'width' for vgg; allowed: ratio"),
     (("--param", "lr=uniform:0.1:0.2", "--metric", "accuracy"),
-     "unknown metric 'accuracy'; choose one of: train_loss, train_acc, test_acc, epoch_time, examples_per_sec, lr, "
-     "train_steps, train_examples"),
+     "unknown metric 'accuracy'; choose one of: train_loss, train_acc, epoch_time, examples_per_sec, lr, "
+     "train_steps, train_examples, val_loss, val_acc"),
+    (("--param", "lr=uniform:0.1:0.2", "--metric", "test_acc"),
+     "--metric test_acc would choose on the test set, and a figure chosen on it is no longer a test result; a sweep "
+     "optimises and prunes on validation: use val_acc or val_loss (every trial still logs its test figures)"),
+    (("--param", "lr=uniform:0.1:0.2", "--recipe", "seed"),
+     "--metric val_acc needs a validation split, and recipe seed with val_fraction 0 holds out none; give "
+     "--val-fraction in (0, 1), e.g. 0.0833"),
     (("--param", "lr=uniform:0.1:0.2", "--pruner", "hyperband"),
      "unknown pruner 'hyperband'; choose median, median:N (N trials before pruning starts) or none"),
     (("--param", "lr=uniform:0.1:0.2", "--trials", "0"), "--trials must be at least 1, got 0"),
@@ -142,9 +148,11 @@ def test_a_sweep_nests_its_trials_prunes_summarises_and_continues(store):
             assert run.info.status == "FINISHED" and "convzoo.sweep.pruned" not in run.data.tags
     assert parent.info.status == "FINISHED"
     assert parent.data.params["sweep.param.lr"] == "loguniform:0.0001:0.3" and parent.data.params["sweep.trials"] == "4"
-    assert parent.data.metrics["best_test_acc"] == study.best_value
+    # chosen on validation (the default metric); the best trial's test accuracy is reported beside it
+    assert parent.data.params["sweep.metric"] == "val_acc" and parent.data.metrics["best_val_acc"] == study.best_value
     best = client.get_run(parent.data.tags["convzoo.sweep.best_run"])
-    assert best.data.tags["convzoo.sweep.best"] == "true" and best.data.metrics["test_acc"] == study.best_value
+    assert best.data.tags["convzoo.sweep.best"] == "true" and best.data.metrics["val_acc"] == study.best_value
+    assert parent.data.metrics["best_trial_test_acc"] == best.data.metrics["test_acc"]
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")} >= {
         "sweep/trials.csv", "sweep/best.json", "sweep/optimization_history.png"}
     table = list(csv.DictReader(io.StringIO(mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/sweep/trials.csv"))))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import tempfile
 from pathlib import Path
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from convzoo.training import checkpoint
+from convzoo.training.early_stop import BEST_FILE
 from convzoo.tracking.artifacts import download_artifact
 from convzoo.config import TrainConfig
 from convzoo.errors import ConvzooError
@@ -45,7 +47,13 @@ def load_checkpoint(run_id: str, folder: Path) -> tuple[dict[str, Any], str]:
         if path is None:
             raise NoCheckpoint(f"run {run_id} has no checkpoint: none in {local} and none logged into the run "
                                f"(it stopped before its first checkpoint, or was not made by convzoo train)")
-        return checkpoint.load(path), run_uri(run_id, artifact)
+        state = checkpoint.load(path)
+        # early stopping's best weights go where the continued run keeps them, beside its new last checkpoint
+        best = download_artifact(run_id, f"{CHECKPOINTS_DIR}/{BEST_FILE}", download)
+        if best is not None:
+            local.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(best, local.with_name(BEST_FILE))
+        return state, run_uri(run_id, artifact)
 
 
 def trainer_is_gone(state: dict[str, Any]) -> bool:

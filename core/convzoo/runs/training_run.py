@@ -188,7 +188,7 @@ class TrackedTraining:
         return upload
 
     def _continue(self, trainer: Trainer, resume: Resume, epoch_log: EpochLog, utilization) -> None:
-        trainer.load_state_dict(resume.state["trainer"])
+        load_trainer(trainer, resume, self.config)
         run_log.log_missing_epochs(self.run_id, trainer.state.history, epoch_log)
         run_log.log_resumed(self.config, self.world, utilization)
         self.echo(f"resuming run {self.run_id} from {resume.path}: epoch {trainer.state.epoch}, "
@@ -225,6 +225,14 @@ class TrackedTraining:
                          echo=self.echo)
 
 
+def load_trainer(trainer: Trainer, resume: Resume, config: TrainConfig) -> None:
+    """The checkpoint's state into ``trainer``. A run given more epochs than it had trains on even if early stopping
+    had ended it: the user asked for them (its patience goes on counting)."""
+    trainer.load_state_dict(resume.state["trainer"])
+    if config.hyper.epochs > resume.state["config"]["hyper"]["epochs"]:
+        trainer.state.stopped_early = False
+
+
 def early_stopping(config: TrainConfig, path: Path | None, upload: Callable[[Path], None] = lambda path: None,
                    echo: Callable[[str], None] = lambda line: None) -> list[EarlyStopping]:
     """The run's early stopping, if its recipe asks for it (``path``: where rank 0 keeps the best weights)."""
@@ -242,7 +250,7 @@ def train_untracked(ready: Prepared, config: TrainConfig, world: World, callback
                                                        checkpoint.Checkpointer(None, config.checkpoint_every, {}),
                                                        *callbacks])
     if resume:
-        trainer.load_state_dict(resume.state["trainer"])
+        load_trainer(trainer, resume, config)
     trainer.fit()
     leave()
     return TrainResult(resume.run_id if resume else "", trainer.state.history, str(ready.device), ready.precision,

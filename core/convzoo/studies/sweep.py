@@ -193,6 +193,9 @@ def _log_best(best: FrozenTrial, parent_run_id: str, metric: str) -> str:
         study_runs.set_tags(earlier, {BEST_TAG: "false"})
     study_runs.set_tags(best_run, {BEST_TAG: "true"})
     study_runs.log_metric(parent_run_id, f"best_{metric}", best.value)
+    test_acc = study_runs.metric_of(best_run, "test_acc")
+    if test_acc is not None:  # reported beside the choice, never chosen on
+        study_runs.log_metric(parent_run_id, "best_trial_test_acc", test_acc)
     study_runs.set_tags(parent_run_id, {BEST_RUN_TAG: best_run, BEST_TRIAL_TAG: str(best.number),
                                         **{BEST_PARAM_TAG.format(name): str(value) for name, value in best.params.items()}})
     study_runs.log_dict(parent_run_id, {"value": best.value, "params": best.params, "run_id": best_run,

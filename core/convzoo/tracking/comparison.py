@@ -46,10 +46,6 @@ def kept_figures(run) -> dict[str, float | None]:
             for name in ("train_acc", "val_acc", "test_acc")}
 
 
-def rounded(value: float | None, digits: int = 4) -> float | str:
-    return "" if value is None else round(value, digits)
-
-
 def run_row(run) -> dict[str, Any]:
     """One finished run as a row of ``RUN_COLUMNS``."""
     metrics, tags, params = run.data.metrics, run.data.tags, run.data.params
@@ -59,9 +55,9 @@ def run_row(run) -> dict[str, Any]:
         "plugin": f"{tags.get(PLUGIN_TAG, '')} {tags.get(PLUGIN_VERSION_TAG, '')}".strip(),
         "params": int(tags.get(NUM_PARAMS_TAG, 0)), "input_size": int(params.get("resize", 0)),
         "epochs": int(params.get("epochs", 0)), "best_epoch": int(metrics.get("best_epoch", 0)) or "",
-        **{name: rounded(value) for name, value in figures.items()},
+        **{name: "" if value is None else value for name, value in figures.items()},
         "examples_per_sec": round(metrics.get("examples_per_sec", 0.0), 1),
-        "train_time_s": rounded(metrics.get("train_time_s"), 1),
+        "train_time_s": metrics.get("train_time_s", ""),
         "wall_time_s": round((run.info.end_time - run.info.start_time) / 1000, 1),
         "onnx_parity": tags.get(PARITY_TAG, "not run"),
     }
@@ -94,7 +90,8 @@ def csv_text(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=list(columns), extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: round(value, 6) if isinstance(value, float) else value for key, value in row.items()}
+                     for row in rows)
     return table.getvalue()
 
 
@@ -109,7 +106,7 @@ def statistics_csv(summaries: Mapping[str, Mapping[str, Summary]]) -> str:
     for name, figures in summaries.items():
         row: dict[str, Any] = {"architecture": name, "runs": max((s.n for s in figures.values()), default=0)}
         for figure, summary in figures.items():
-            row.update({key: round(value, 6) for key, value in summary.as_dict(figure).items()})
+            row.update(summary.as_dict(figure))
         rows.append(row)
     names = ["architecture", "runs", *[f"{figure}_{stat}" for figure in SUMMARIZED
                                       for stat in ("mean", "std", "min", "max", "ci_low", "ci_high")]]

@@ -11,6 +11,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from convzoo.statistics import summarize
 from convzoo.training.trainer import EpochMetrics
 
 
@@ -72,15 +73,32 @@ def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, predicted: to
     return figure
 
 
-def plot_test_accuracy_curves(curves: dict[str, list[float]]):
-    """Test accuracy per epoch, one line per architecture."""
+def accuracy_bands(runs: Sequence[Sequence[float]]) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Per epoch over seed repeats (which may have trained different numbers of epochs): the epochs, the mean, and
+    the 95 % t interval's ends (the mean itself where only one run has the epoch)."""
+    epochs, means, lows, highs = [], [], [], []
+    for index in range(max((len(values) for values in runs), default=0)):
+        summary = summarize([values[index] for values in runs if len(values) > index])
+        epochs.append(index + 1)
+        means.append(summary.mean)
+        lows.append(summary.ci_low)
+        highs.append(summary.ci_high)
+    return epochs, means, lows, highs
+
+
+def plot_test_accuracy_curves(curves: dict[str, Sequence[Sequence[float]]]):
+    """Test accuracy per epoch, one line per architecture: the mean over its seed repeats, with the 95 % interval
+    as a band."""
     figure = Figure(figsize=(7, 4.5))
     axes = figure.subplots()
-    for name, values in curves.items():
-        axes.plot(range(1, len(values) + 1), values, marker="o", label=name)
+    for name, runs in curves.items():
+        epochs, means, lows, highs = accuracy_bands(runs)
+        line, = axes.plot(epochs, means, marker="o", label=f"{name} ({len(runs)} run{'s' * (len(runs) > 1)})")
+        if len(runs) > 1:
+            axes.fill_between(epochs, lows, highs, color=line.get_color(), alpha=0.2)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("epoch")
-    axes.set_ylabel("test accuracy")
+    axes.set_ylabel("test accuracy (mean, 95 % CI band)")
     axes.legend()
     figure.tight_layout()
     return figure

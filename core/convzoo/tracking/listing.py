@@ -75,7 +75,7 @@ def run_rows(runs: list, sort: str | None = None, stale_after: float | None = No
     for run in runs:
         metrics, params, tags = run.data.metrics, run.data.params, run.data.tags
         sweep = tags.get(SWEEP_TAG) == "parent"
-        test_acc = metrics.get("best_test_acc" if sweep else "test_acc")
+        test_acc = metrics.get("best_trial_test_acc" if sweep else "test_acc")  # a sweep's best trial's
         epochs = tags.get(EPOCHS_TAG, params.get("epochs", "-"))  # a resumed run may have been given more
         rows.append([run.info.run_id, tags[ARCH_TAG] + (" sweep (best)" if sweep else ""), tags.get(RECIPE_TAG, "-"),
                      epochs,

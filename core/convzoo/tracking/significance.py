@@ -1,5 +1,5 @@
 """Paired significance between the architectures of a comparison, from the per-image test predictions each child
-saved: McNemar's exact test (one seed) or a paired bootstrap over the test images (seed repeats), Holm-corrected
+saved: McNemar's exact test (one seed) or a paired bootstrap over seeds and test images (seed repeats), Holm-corrected
 over every pair, written as ``significance.csv``."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from convzoo.tracking.artifacts import download_artifact
 from convzoo.vocabulary import PREDICTIONS_FILE
 
 COLUMNS = ["a", "b", "seeds", "images", "acc_a", "acc_b", "difference_pts", "ci_low_pts", "ci_high_pts",
-           "a_only_right", "b_only_right", "mcnemar_p", "bootstrap_p", "test", "p", "p_holm"]
+           "a_only_right", "b_only_right", "mcnemar_p", "bootstrap_p", "bootstrap_crossings", "test", "p", "p_holm"]
 ALPHA = 0.05
 
 
@@ -34,7 +34,8 @@ def correctness(run_id: str) -> np.ndarray | None:
 def compare_pair(a: Mapping[int, np.ndarray], b: Mapping[int, np.ndarray]) -> dict[str, Any] | None:
     """Two architectures' correctness, seed by seed (the same split and data order per seed): over the seeds both
     have and the images both evaluated, McNemar on every (seed, image) pair and a paired bootstrap of the
-    difference; the p-value that counts is McNemar's for one seed, the bootstrap's for several."""
+    difference over seeds and images; the p-value that counts is McNemar's for one seed, the bootstrap's for
+    several."""
     seeds = sorted(set(a) & set(b))
     if not seeds:
         return None
@@ -47,7 +48,8 @@ def compare_pair(a: Mapping[int, np.ndarray], b: Mapping[int, np.ndarray]) -> di
             "acc_b": round(float(right_b.mean()), 4), "difference_pts": round(100 * resampled.difference, 2),
             "ci_low_pts": round(100 * resampled.ci_low, 2), "ci_high_pts": round(100 * resampled.ci_high, 2),
             "a_only_right": exact.a_only, "b_only_right": exact.b_only, "mcnemar_p": exact.p_value,
-            "bootstrap_p": resampled.p_value, "test": "mcnemar-exact" if single else "paired-bootstrap",
+            "bootstrap_p": resampled.p_value, "bootstrap_crossings": resampled.crossings,
+            "test": "mcnemar-exact" if single else "paired-bootstrap",
             "p": exact.p_value if single else resampled.p_value}
 
 
@@ -66,11 +68,16 @@ def significance_rows(children: Mapping[str, Mapping[int, str]]) -> list[dict[st
     return rows
 
 
+def at_floor(row: Mapping[str, Any]) -> bool:
+    """Whether the p-value is the smallest the bootstrap's resamples can show (none crossed zero)."""
+    return row["test"] == "paired-bootstrap" and row["bootstrap_crossings"] == 0
+
+
 def summary_line(row: Mapping[str, Any]) -> str:
     """``vgg − nin: +5.20 pts [4.60, 5.80], p < 1e-4 (paired-bootstrap, Holm)``."""
     verdict = "" if row["p_holm"] < ALPHA else ", not significant"
     return (f"{row['a']} − {row['b']}: {row['difference_pts']:+.2f} pts [{row['ci_low_pts']:.2f}, "
-            f"{row['ci_high_pts']:.2f}], {shown_p(row['p_holm'])} ({row['test']}, Holm over {row['pairs']} "
+            f"{row['ci_high_pts']:.2f}], {shown_p(row['p_holm'], at_floor(row))} ({row['test']}, Holm over {row['pairs']} "
             f"pair(s)){verdict}")
 
 

@@ -60,6 +60,10 @@ def tag_of(run_id: str, key: str) -> str | None:
     return get_run(run_id).data.tags.get(key)
 
 
+def metric_of(run_id: str, key: str) -> float | None:
+    return get_run(run_id).data.metrics.get(key)
+
+
 def log_metric(run_id: str, key: str, value: float) -> None:
     mlflow.MlflowClient().log_metric(run_id, key, value)
 
