@@ -49,7 +49,7 @@ def measure(arch: str, recipe: str, splits, args: argparse.Namespace, folder: Pa
                                                    limit_train_batches=args.warmup + args.steps, limit_eval_batches=1)
     device, precision = prepare_device(config)
     model = build_model(config, architecture, dataset, device)
-    train, test = make_loaders(config, splits, device)
+    train, test, _ = make_loaders(config, splits, device)
     clock = StepClock()
     trainer = Trainer(model, train, test, config.hyper, precision, callbacks=[clock])
     trainer.fit()

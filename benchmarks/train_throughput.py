@@ -141,7 +141,7 @@ def bare_steps(config: TrainConfig, arch: Architecture, dataset: Dataset, compil
     model = build_model(config, arch, dataset, device)
     optimizer = make_optimizer(model, config.hyper)
     step_model = torch.compile(model) if compile_model else model
-    loader, _ = make_loaders(config, resolve(dataset.load)(config.data_dir), device)
+    loader = make_loaders(config, resolve(dataset.load)(config.data_dir), device)[0]
     while True:
         for images, labels in loader:
             with autocast(device, precision):

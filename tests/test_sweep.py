@@ -70,7 +70,7 @@ def test_a_bad_param_spec_is_a_one_line_error_naming_the_forms(monkeypatch, tmp_
     assert line == (f"Error: bad --param {spec!r} ({message}); use NAME=loguniform:LOW:HIGH or NAME=uniform:LOW:HIGH "
                     f"or NAME=int:LOW:HIGH[:STEP] or NAME=choice:A,B,..., with NAME one of: epochs, batch_size, lr, "
                     f"resize, optimizer, momentum, weight_decay, schedule, augment, flip_shift, label_smoothing, target_acc, "
-                    f"seed, option=KEY")
+                    f"val_fraction, early_stop, early_stop_metric, min_delta, seed, option=KEY")
     assert not (tmp_path / "m.db").exists() and not (tmp_path / "optuna.db").exists()
 
 
@@ -161,7 +161,8 @@ def test_a_sweep_nests_its_trials_prunes_summarises_and_continues(store):
         assert row["state"] == trial.state.name and row["run_id"] == trial.user_attrs["run_id"]
         assert json.loads(row["params"]) == trial.params and row["error"] == ""
     listed = convzoo(store, "runs")
-    assert f"{parent.info.run_id}  vgg sweep (best)" in listed.stdout and f"{study.best_value:.4f}" in listed.stdout
+    # chosen on val_acc, listed with the best trial's test accuracy
+    assert f"{parent.info.run_id}  vgg sweep (best)  quick   2       {best.data.metrics['test_acc']:.4f}" in listed.stdout
 
     more = convzoo(store, *sweep, "--trials", "6")
     assert more.returncode == 0, more.stdout + more.stderr
@@ -181,7 +182,7 @@ def test_two_workers_on_postgres_share_one_study_and_survive_a_sigkill(store, po
     storage = postgres.create_database("optuna_two_workers")
     store.env.update(FAST_HEARTBEATS, MLFLOW_TRACKING_URI=server.uri)
     command = ("sweep", "slownet", "--param", "lr=loguniform:1e-3:1e-1", "--trials", "6", "--pruner", "none",
-               "--study", "team", "--storage", storage, *SLOW)
+               "--study", "team", "--storage", storage, *SLOW, "--val-fraction", "0.1")  # its seed recipe has none
     first, second = start(store, *command), start(store, *command)
     killed_run = wait_for_trial_checkpoint(store, first.pid, 5)
     os.killpg(first.pid, signal.SIGKILL)
