@@ -63,19 +63,29 @@ def run_row(run) -> dict[str, Any]:
     }
 
 
-def group_summaries(rows: Sequence[Mapping[str, Any]], key: str) -> dict[str, dict[str, Summary]]:
-    """Per value of ``key`` (in order of first appearance), a ``Summary`` of each of ``SUMMARIZED`` the rows have."""
+def grouped(rows: Sequence[Mapping[str, Any]], key: str) -> dict[str, list[Mapping[str, Any]]]:
+    """The rows per value of ``key``, in order of first appearance."""
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
         groups.setdefault(str(row[key]), []).append(row)
+    return groups
+
+
+def group_summaries(rows: Sequence[Mapping[str, Any]], key: str) -> dict[str, dict[str, Summary]]:
+    """Per value of ``key``, a ``Summary`` of each of ``SUMMARIZED`` the rows have."""
     return {name: {figure: summarize([row[figure] for row in members])
                    for figure in SUMMARIZED if all(row.get(figure) not in (None, "") for row in members)}
-            for name, members in groups.items()}
+            for name, members in grouped(rows, key).items()}
+
+
+def run_count(figures: Mapping[str, Summary]) -> int:
+    """How many runs a group's summaries are over."""
+    return max((summary.n for summary in figures.values()), default=0)
 
 
 def summary_table(summaries: Mapping[str, Mapping[str, Summary]]) -> list[list[str]]:
-    """Rows of ``GROUP_COLUMNS``: each figure as mean ± half the 95 % interval."""
-    return [[name, str(max((s.n for s in figures.values()), default=0)),
+    """Rows of ``group_columns``: each figure as mean ± half the 95 % interval."""
+    return [[name, str(run_count(figures)),
              *[figures[f].shown(1 if f.endswith("_s") else 4) if f in figures else "-" for f in SUMMARIZED]]
             for name, figures in summaries.items()]
 
@@ -104,7 +114,7 @@ def statistics_csv(summaries: Mapping[str, Mapping[str, Summary]]) -> str:
     """One row per group: its number of runs and every statistic of every summarised figure."""
     rows = []
     for name, figures in summaries.items():
-        row: dict[str, Any] = {"architecture": name, "runs": max((s.n for s in figures.values()), default=0)}
+        row: dict[str, Any] = {"architecture": name, "runs": run_count(figures)}
         for figure, summary in figures.items():
             row.update(summary.as_dict(figure))
         rows.append(row)
@@ -115,12 +125,10 @@ def statistics_csv(summaries: Mapping[str, Mapping[str, Summary]]) -> str:
 
 def speed_points(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per architecture, its mean test accuracy, mean training speed and size (the accuracy-vs-speed plot)."""
-    points: dict[str, list[Mapping[str, Any]]] = {}
-    for row in rows:
-        points.setdefault(row["architecture"], []).append(row)
     return [{"architecture": name, "params": members[0]["params"],
              "examples_per_sec": sum(m["examples_per_sec"] for m in members) / len(members),
-             "test_acc": sum(m["test_acc"] for m in members) / len(members)} for name, members in points.items()]
+             "test_acc": sum(m["test_acc"] for m in members) / len(members)}
+            for name, members in grouped(rows, "architecture").items()]
 
 
 def log_comparison(rows: list[dict[str, Any]], failures: Mapping[str, str], parent_id: str,
@@ -145,10 +153,9 @@ def log_comparison(rows: list[dict[str, Any]], failures: Mapping[str, str], pare
         mlflow.log_artifacts(folder, COMPARISON_DIR)
     mlflow.set_tag(NOTE_TAG, description + "\n\n" + markdown(columns, table) + "\n".join(lines))
     client = mlflow.MlflowClient()
-    curves: dict[str, list[list[float]]] = {}
-    for row in rows:
-        history = sorted(client.get_metric_history(row["run_id"], "test_acc"), key=lambda m: m.step)
-        curves.setdefault(row["architecture"], []).append([m.value for m in history])
+    curves = {name: [[m.value for m in sorted(client.get_metric_history(row["run_id"], "test_acc"),
+                                                key=lambda m: m.step)] for row in members]
+              for name, members in grouped(rows, "architecture").items()}
     log_figure(figures.plot_test_accuracy_curves(curves), f"{COMPARISON_DIR}/test_acc_per_epoch.png")
     log_figure(figures.plot_accuracy_vs_speed(speed_points(rows)), f"{COMPARISON_DIR}/accuracy_vs_speed.png")
     return [format_table(columns, table), *lines]
