@@ -128,7 +128,8 @@ def test_serve_refuses_a_run_without_a_verified_model(tracking_store):
         pass
     result = CliRunner().invoke(cli, ["serve", run.info.run_id])
     assert (result.exit_code, result.output) == (1, f"Error: run {run.info.run_id} has no verified ONNX model "
-                                                    f"(parity: not run)\n")
+                                                    f"(parity: not run); export it first: convzoo export "
+                                                    f"--run-id {run.info.run_id}\n")
 
 
 def test_serving_loads_both_servers_with_every_payload(trained_vgg, in_session_store, tmp_path):

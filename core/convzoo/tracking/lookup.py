@@ -56,7 +56,8 @@ def verified_onnx_uri(run_id: str) -> str:
     run = get_run(run_id)
     parity = run.data.tags.get(PARITY_TAG, "not run")
     if parity != "passed":
-        raise ConvzooError(f"run {run_id} has no verified ONNX model (parity: {parity})")
+        advice = f"; export it first: convzoo export --run-id {run_id}" if parity == "not run" else ""
+        raise ConvzooError(f"run {run_id} has no verified ONNX model (parity: {parity}){advice}")
     logged = mlflow.MlflowClient().search_logged_models([run.info.experiment_id], f"source_run_id = '{run_id}'")
     if ONNX_MODEL not in {model.name for model in logged}:
         raise ConvzooError(f"run {run_id} has no logged model {ONNX_MODEL!r}")
