@@ -22,7 +22,7 @@ from convzoo.registry.scaffold import PYPROJECT  # noqa: E402
 # What makes a test slow (seconds to minutes): a fixture that trains or starts servers, or a module of end-to-end
 # tests whose every test starts real convzoo, mlflow or torchrun processes.
 SLOW_FIXTURES = {"short_run", "trained_vgg", "two_runs", "store", "world_store", "mlflow_server", "postgres",
-                 "run_convzoo"}
+                 "run_convzoo", "folder_run"}
 SLOW_MODULES = {"test_benchmarks", "test_compare", "test_distributed", "test_durable_runs", "test_mlproject",
                 "test_new_plugin", "test_server_faults", "test_suite", "test_sweep", "test_team_server"}
 

@@ -85,7 +85,7 @@ def test_an_altered_onnx_graph_fails_parity_and_marks_the_run(trained_vgg, in_se
     onnx.save(graph, str(path))
     with mlflow.start_run() as run:
         with pytest.raises(ParityError, match="ONNX parity check failed: ONNX outputs differ from PyTorch beyond"):
-            verify_and_log(trained_vgg.model, path, splits, trained_vgg.size)
+            verify_and_log(trained_vgg.model, path, splits, trained_vgg.size, run.info.run_id)
     client = mlflow.MlflowClient()
     marked = client.get_run(run.info.run_id)
     assert marked.data.tags["parity"] == "failed"

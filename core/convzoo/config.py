@@ -16,6 +16,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # of step time on a 2-core CPU (`make bench-checkpoint`); every other recipe is under 0.7 %. 500 steps would leave
 # NiN's seed recipe (469 steps an epoch) without a mid-epoch checkpoint.
 DEFAULT_CHECKPOINT_EVERY = 200
+# settings handed to a data set's loader, where it takes them (the folder data set does)
+DATA_OPTIONS = ("test_fraction", "channels", "skip_bad_images")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,13 @@ class TrainConfig:
     register_as: str | None = None
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
     checkpoint_dir: str | None = None
+    test_fraction: float | None = None
+    channels: int | None = None
+    skip_bad_images: bool = False
+
+    def data_options(self) -> dict[str, Any]:
+        """What the user asked of the data set's loader (``DATA_OPTIONS`` given a value)."""
+        return {name: getattr(self, name) for name in DATA_OPTIONS if getattr(self, name) not in (None, False)}
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain values (what a checkpoint stores); ``from_dict`` is the inverse."""
@@ -62,6 +71,7 @@ class TrainConfig:
             "export": self.export,
         }
         params.update({f"option.{k}": v for k, v in self.hyper.options.items()})
+        params.update(self.data_options())
         return params
 
 

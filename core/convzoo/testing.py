@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from convzoo.errors import ConvzooError
-from convzoo.registry.catalogue import Architecture, Dataset, resolve
+from convzoo.registry.catalogue import Architecture, Dataset
 from convzoo.registry.summary import smallest_input_size, summarize
 
 __all__ = ["CHECKS", "check_dataset", "conformance_suite", "dataset_conformance_suite", "summary_shapes"]
@@ -104,11 +104,12 @@ CHECKS = (check_forward, check_backward, check_channels_last, check_other_input_
 
 def check_dataset(dataset: Dataset, data_dir: str | None = None) -> None:
     """What training needs from a dataset plugin's ``load``: uint8 ``N x C x H x W`` images with the registered
-    ``in_channels``, one int64 label per image in ``[0, num_classes)``, a class name per class, no image in both
+    ``in_channels`` (or as many as the data says, for a data set that reads them from it), one int64 label per image in ``[0, num_classes)``, a class name per class, no image in both
     train and test, and the same content on every call (same ``digest``)."""
     import hashlib
 
-    splits = resolve(dataset.load)(data_dir)
+    splits = dataset.load_splits(data_dir)
+    dataset = dataset.loaded(splits)
     assert len(dataset.class_names) == dataset.num_classes, (
         f"{dataset.name}: {len(dataset.class_names)} class_names for {dataset.num_classes} classes")
     for split in ("train", "test"):
@@ -128,7 +129,7 @@ def check_dataset(dataset: Dataset, data_dir: str | None = None) -> None:
 
     shared = len(fingerprints(splits.train_images) & fingerprints(splits.test_images))
     assert not shared, f"{dataset.name}: {shared} image(s) are in both train and test"
-    again = resolve(dataset.load)(data_dir)
+    again = dataset.load_splits(data_dir)
     assert again.digest == splits.digest and torch.equal(again.test_images, splits.test_images) and torch.equal(
         again.train_labels, splits.train_labels), f"{dataset.name}: load gives other content on a second call"
 

@@ -150,13 +150,17 @@ def peak_command(device: str, precisions: tuple[str, ...], remeasure: bool) -> N
 @click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True,
               help="Also make a static int8 (QDQ) model calibrated on training images.")
 @click.option(*dashed("register_as"), "register_as", default=None, help="Register the ONNX model under this name.")
-@click.option("--data-dir", "--data_dir", "data_dir", default=None, help="Folder with the data set's files.")
-def export(run_id: str, quantize: str, register_as: str | None, data_dir: str | None) -> None:
-    """Export a run's model to ONNX, check parity on the whole test set, and log it into that run."""
+@click.option("--data-dir", "--data_dir", "data_dir", default=None,
+              help="Folder with the data set's files (default: the one the run was trained on).")
+@click.option(*dashed("other_data"), "other_data", is_flag=True, default=False,
+              help="--data-dir holds other data than the run's: check parity there, logged as other_data.DIGEST.*.")
+def export(run_id: str, quantize: str, register_as: str | None, data_dir: str | None, other_data: bool) -> None:
+    """Export a run's model to ONNX, check parity on the whole test set, and log it into that run (its status,
+    times and existing metrics unchanged)."""
     from convzoo.deploy.publish import export_run
 
     export_run(run_id, quantize=None if quantize == "none" else quantize, register_as=register_as,
-               data_dir=data_dir, echo=echo_now)
+               data_dir=data_dir, other_data=other_data, echo=echo_now)
 
 
 @cli.command()

@@ -65,6 +65,18 @@ checkpoint_options = [
 ]
 
 
+data_options = [
+    click.option(*dashed("test_fraction"), "test_fraction", type=float, default=None,
+                 help="folder data set without test/: the stratified share of train/ held out as the test split "
+                      "(default 0.2)."),
+    click.option("--channels", type=click.IntRange(1, 3), default=None,
+                 help="folder data set: 1 (greyscale) or 3 (colour); default: 1 if every image is greyscale."),
+    click.option(*dashed("skip_bad_images"), "skip_bad_images", is_flag=True, default=False,
+                 help="folder data set: leave unreadable images out (counted and listed in the run) instead of "
+                      "stopping."),
+]
+
+
 def training_options(command):
     """The options of one training run, shared by ``train`` and ``compare``."""
     options = [
@@ -75,6 +87,7 @@ def training_options(command):
         click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Architecture option; repeatable."),
         click.option("--dataset", default=DEFAULT_DATASET, show_default=True, help="Registered data set."),
         click.option("--data-dir", "--data_dir", "data_dir", default=None, help="Folder with the data set's files."),
+        *data_options,
         click.option("--device", default="auto", show_default=True, help=f"{', '.join(DEVICES)}."),
         click.option("--precision", default="auto", show_default=True,
                      help=f"{', '.join(PRECISIONS)} (auto: bf16 where the device computes it natively)."),

@@ -1,4 +1,5 @@
-"""Built-in plugin: the real Fashion-MNIST, from a local copy or its official mirror, checksum-verified."""
+"""A built-in data set (``convzoo.data.builtin`` registers it): the real Fashion-MNIST, from a local copy or its
+official mirror, checksum-verified."""
 from __future__ import annotations
 
 import os
@@ -6,7 +7,6 @@ import urllib.request
 from pathlib import Path
 
 from convzoo.errors import ConvzooError
-from convzoo.registry.hookspecs import hookimpl
 
 NAME = "fashion-mnist"
 CLASS_NAMES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")
@@ -21,8 +21,7 @@ DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 
 
-@hookimpl
-def register_datasets(register):
+def register_dataset(register) -> None:
     register(
         name=NAME,
         load="convzoo.data.fashion_mnist:load",

@@ -10,7 +10,9 @@ from typing import Any, Iterable
 class ImageSplits:
     """Train and test images (uint8, N x C x H x W) with int64 labels, and where they came from. A data set may
     bring its own validation images (``val_images``, ``val_labels``); otherwise a run with ``val_fraction`` carves
-    them out of the training images (``convzoo.data.validation``)."""
+    them out of the training images (``convzoo.data.validation``). ``class_names``: the classes as the data names
+    them (the ``folder`` data set's folder names; empty: the registered ones); ``skipped``: files left out as
+    unreadable."""
 
     name: str
     train_images: Any
@@ -23,10 +25,19 @@ class ImageSplits:
     val_labels: Any = None
     val_digest: str | None = None
     train_digest: str | None = None  # of the training images left once a validation split is carved out
+    class_names: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
 
     @property
     def has_validation(self) -> bool:
         return self.val_images is not None
+
+    def parts(self) -> dict[str, tuple[Any, Any]]:
+        """(images, labels) of each split it has: train, val, test."""
+        parts = {"train": (self.train_images, self.train_labels), "test": (self.test_images, self.test_labels)}
+        if self.has_validation:
+            parts["val"] = (self.val_images, self.val_labels)
+        return parts
 
     @staticmethod
     def digest_of(checksums: Iterable[str]) -> str:

@@ -16,19 +16,21 @@ def split_seed(seed: int, digest: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{digest}:{seed}".encode()).digest()[:8], "little") & (2**63 - 1)
 
 
-def held_out(labels: torch.Tensor, fraction: float, seed: int, digest: str, dataset: str) -> torch.Tensor:
-    """Sorted indices of the validation images: ``round(fraction * n)`` of each class's ``n``, drawn at random. A
-    class left with no validation image is a one-line error."""
+def held_out(labels: torch.Tensor, fraction: float, seed: int, digest: str, dataset: str,
+             option: str = "val_fraction") -> torch.Tensor:
+    """Sorted indices of the held-out images: ``round(fraction * n)`` of each class's ``n``, drawn at random. A
+    class left with none held out, or none left, is a one-line error naming ``option``."""
     generator = torch.Generator().manual_seed(split_seed(seed, digest))
     chosen = []
     for label in torch.unique(labels).tolist():
         members = torch.nonzero(labels == label).flatten()
         count = round(fraction * len(members))
         if count == 0:
-            raise ConvzooError(f"val_fraction {fraction:g} leaves class {label} of {dataset} ({len(members)} "
-                               f"training image(s)) with no validation image; use a larger fraction, or 0 for no split")
+            raise ConvzooError(f"{option} {fraction:g} leaves class {label} of {dataset} ({len(members)} "
+                               f"training image(s)) with no {'validation' if option == 'val_fraction' else 'test'} image; use a "
+                               f"larger fraction{', or 0 for no split' if option == 'val_fraction' else ''}")
         if count == len(members):
-            raise ConvzooError(f"val_fraction {fraction:g} leaves class {label} of {dataset} ({len(members)} "
+            raise ConvzooError(f"{option} {fraction:g} leaves class {label} of {dataset} ({len(members)} "
                                f"training image(s)) with no training image; use a smaller fraction")
         chosen.append(members[torch.randperm(len(members), generator=generator)[:count]])
     return torch.cat(chosen).sort().values

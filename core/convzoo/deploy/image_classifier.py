@@ -46,12 +46,13 @@ def decode(data: bytes, channels: int, name: str) -> np.ndarray:
 
 
 def to_size(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``pixels`` at ``height`` x ``width``: as they are if they fit, else resized bilinearly by Pillow."""
-    from PIL import Image
+    """``pixels`` at ``height`` x ``width``: as they are if they fit, else resized bilinearly by Pillow, the centre
+    cropped to that shape first (as the ``folder`` data set stores its images)."""
+    from PIL import Image, ImageOps
 
     if pixels.shape[:2] == (height, width):
         return pixels
-    return np.asarray(Image.fromarray(pixels).resize((width, height), Image.BILINEAR))
+    return np.asarray(ImageOps.fit(Image.fromarray(pixels), (width, height), Image.Resampling.BILINEAR))
 
 
 class ImageClassifier:

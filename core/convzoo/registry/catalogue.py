@@ -1,9 +1,11 @@
 """What plugins registered: architectures and datasets by name, with the distribution that gave each."""
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 import importlib
+import inspect
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar
@@ -98,16 +100,66 @@ class Architecture:
 
 @dataclass(frozen=True)
 class Dataset:
-    """An image classification data set; ``load(data_dir)`` returns its splits."""
+    """An image classification data set; ``load(data_dir, **options)`` returns its splits. ``in_channels``,
+    ``num_classes`` and ``class_names`` may be left out when they come from the data (the ``folder`` data set):
+    ``loaded`` gives the data set as its splits describe it."""
 
     name: str
     load: Callable[..., Any] | str
     description: str
-    in_channels: int
-    num_classes: int
-    class_names: tuple[str, ...]
+    in_channels: int | None = None
+    num_classes: int | None = None
+    class_names: tuple[str, ...] = ()
     plugin: str = ""
     plugin_version: str = ""
+
+    @property
+    def owner(self) -> str:
+        return f"{self.name} ({self.plugin} {self.plugin_version})".replace(" ()", "")
+
+    def accepts(self) -> set[str]:
+        """The keyword options its ``load`` takes besides ``data_dir`` (all of them if it takes ``**options``)."""
+        parameters = inspect.signature(resolve(self.load)).parameters.values()
+        if any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters):
+            return {"*"}
+        return {parameter.name for parameter in parameters} - {"data_dir"}
+
+    def load_splits(self, data_dir: str | None = None, **options: Any):
+        """Its ``ImageSplits``: ``options`` its loader takes are passed on, ``image_size`` only where it is taken,
+        others given are a one-line error; a loader that raises is a one-line error naming the plugin."""
+        try:
+            accepted = self.accepts()
+        except Exception as error:
+            raise ConvzooError(f"dataset {self.owner} cannot import its loader {self.load!r}: "
+                               f"{one_line(error)}") from error
+        given = {name: value for name, value in options.items() if value is not None}
+        refused = sorted(name for name in given if name != "image_size" and "*" not in accepted
+                         and name not in accepted)
+        if refused:
+            raise ConvzooError(f"dataset {self.name} takes no option {refused[0]} (its loader takes: "
+                               f"{', '.join(sorted(accepted - {'image_size'})) or 'none'})")
+        given = {name: value for name, value in given.items() if "*" in accepted or name in accepted}
+        try:
+            return resolve(self.load)(data_dir, **given)
+        except ConvzooError:
+            raise
+        except Exception as error:
+            raise ConvzooError(f"dataset {self.owner} failed to load: {one_line(error)}") from error
+
+    def loaded(self, splits) -> Dataset:
+        """This data set as ``splits`` describe it: their channels, and their class names where they bring them."""
+        if not splits.class_names:
+            return dataclasses.replace(self, in_channels=int(splits.train_images.shape[1]))
+        return dataclasses.replace(self, in_channels=int(splits.train_images.shape[1]),
+                                   num_classes=len(splits.class_names), class_names=tuple(splits.class_names))
+
+    def require_shape(self) -> tuple[int, int]:
+        """Its channels and class count, known before loading; an error for a data set that reads them from the
+        data."""
+        if self.in_channels is None or self.num_classes is None:
+            raise ConvzooError(f"dataset {self.name} reads its channels and classes from the data; this command "
+                               f"needs a data set that declares them (e.g. fashion-mnist)")
+        return self.in_channels, self.num_classes
 
 
 @dataclass(frozen=True)

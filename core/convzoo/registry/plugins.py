@@ -6,6 +6,7 @@ using plugins describes them.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import os
@@ -23,7 +24,7 @@ from convzoo.recipes import Recipe
 from convzoo.registry.catalogue import Architecture, Dataset, PluginFailure, PluginInfo, Registry
 
 ENTRY_POINT_GROUP = "convzoo"
-BUILTIN_PLUGINS: tuple[str, ...] = ("convzoo.data.fashion_mnist",)
+BUILTIN_PLUGINS: tuple[str, ...] = ("convzoo.data.builtin",)
 
 
 def strict_plugins() -> bool:
@@ -54,7 +55,7 @@ def _architecture(info: PluginInfo, fields: dict[str, Any]) -> Architecture:
         name: Recipe.from_mapping(values, where=f"{fields.get('name')} recipe {name!r}")
         for name, values in (fields.pop("recipes", None) or {}).items()
     }
-    architecture = Architecture(**fields, recipes=recipes, plugin=info.name, plugin_version=info.version)
+    architecture = _entry(Architecture, info, {**fields, "recipes": recipes})
     for recipe in recipes.values():
         architecture.resolve_options(recipe.options)
     return architecture
@@ -62,7 +63,23 @@ def _architecture(info: PluginInfo, fields: dict[str, Any]) -> Architecture:
 
 def _dataset(info: PluginInfo, fields: dict[str, Any]) -> Dataset:
     fields["class_names"] = tuple(fields.get("class_names", ()))
-    return Dataset(**fields, plugin=info.name, plugin_version=info.version)
+    return _entry(Dataset, info, fields)
+
+
+def _entry(kind: type, info: PluginInfo, fields: dict[str, Any]):
+    """``kind(**fields)`` of plugin ``info``; a missing or unknown field is an error naming the plugin and the
+    field."""
+    known = {field.name for field in dataclasses.fields(kind)} - {"plugin", "plugin_version"}
+    what = f"plugin {info.name} registers {kind.__name__.lower()} {fields.get('name', '(no name)')!r}"
+    missing = [field.name for field in dataclasses.fields(kind) if field.name in known
+               and field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+               and field.name not in fields]
+    if missing:
+        raise TypeError(f"{what} without {', '.join(missing)} (register(..., {missing[0]}=...))")
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise TypeError(f"{what} with unknown field {unknown[0]!r}; allowed: {', '.join(sorted(known))}")
+    return kind(**fields, plugin=info.name, plugin_version=info.version)
 
 
 REGISTRATIONS: dict[str, tuple[str, Callable[[PluginInfo, dict[str, Any]], Any]]] = {

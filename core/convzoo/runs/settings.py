@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-from convzoo.config import AUTO_RECIPE, DEVICES, PRECISIONS, TrainConfig
+from convzoo.config import AUTO_RECIPE, DATA_OPTIONS, DEVICES, PRECISIONS, TrainConfig
 from convzoo.errors import ConvzooError
 from convzoo.recipes import SEED_RECIPE, Recipe, check_choice, default_val_fraction
 from convzoo.registry.catalogue import Architecture, Dataset, Registry
@@ -13,7 +13,7 @@ from convzoo.registry.catalogue import Architecture, Dataset, Registry
 HYPERPARAMETERS = tuple(field.name for field in dataclasses.fields(Recipe) if field.name != "options")
 # TrainConfig's fields that are the run's settings rather than what the recipe or the architecture decides
 SETTINGS = ("device", "precision", "channels_last", "seed", "limit_train_batches", "limit_eval_batches", "data_dir",
-            "export", "register_as", "checkpoint_every", "checkpoint_dir")
+            "export", "register_as", "checkpoint_every", "checkpoint_dir", *DATA_OPTIONS)
 
 
 def run_config(registry: Registry, arch: str, *, recipe: str = AUTO_RECIPE, dataset: str = "fashion-mnist",

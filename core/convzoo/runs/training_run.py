@@ -14,11 +14,12 @@ import torch
 
 from convzoo._moved import moved_names
 from convzoo.config import AUTO_RECIPE, TrainConfig
+from convzoo.data.checks import check_labels, check_outputs
 from convzoo.data.pipeline import BatchLoader, model_input
 from convzoo.data.splits import ImageSplits
 from convzoo.data.validation import with_validation
 from convzoo.errors import ConvzooError
-from convzoo.registry.catalogue import Architecture, Dataset, resolve
+from convzoo.registry.catalogue import Architecture, Dataset
 from convzoo.registry.hookspecs import RunContext
 from convzoo.registry.plugins import get_plugin_manager
 from convzoo.registry.summary import count_params
@@ -66,11 +67,13 @@ class RunPlacement:
 
 @dataclass
 class Prepared:
-    """A process ready to train: device, precision, seeded model, data and this rank's batches."""
+    """A process ready to train: device, precision, seeded model, the data set as loaded (its classes and
+    channels read from the data), its splits and this rank's batches."""
 
     device: torch.device
     precision: str
     model: torch.nn.Module
+    dataset: Dataset
     splits: ImageSplits
     train_loader: BatchLoader
     test_loader: BatchLoader
@@ -79,7 +82,8 @@ class Prepared:
 
 def prepare(config: TrainConfig, arch: Architecture, dataset: Dataset, resume: Resume | None, world: World,
             keep_memory: bool) -> Prepared:
-    """Everything that can fail on bad input, checked before any run is started or changed."""
+    """Everything that can fail on bad input, the data's checks included, checked before any run is started or
+    changed."""
     check_batch(config.hyper.batch_size, world.size)
     device, precision = prepare_device(config, world, keep_memory)
     if resume:
@@ -87,14 +91,19 @@ def prepare(config: TrainConfig, arch: Architecture, dataset: Dataset, resume: R
             raise ConvzooError(f"run {resume.run_id} was trained on {resume.state['device']}; resume it there "
                                f"(--device {resume.state['device']}): its random state belongs to that device")
         precision = resume.state["precision"]  # the checkpoint's precision: resuming in another is not exact
-    model = build_model(config, arch, dataset, device)  # a bad architecture option fails here, first
+    arch.resolve_options(config.hyper.options)  # a bad architecture option fails here, before the data loads
+    loaded = dataset.load_splits(config.data_dir, image_size=config.hyper.resize, **config.data_options())
+    dataset = dataset.loaded(loaded)
+    check_labels(loaded, dataset.num_classes)
+    # the same images held out on every rank, after a resume, in every trial: a function of the seed and the data
+    splits = with_validation(loaded, config.hyper.val_fraction or 0.0, config.seed)
+    model = build_model(config, arch, dataset, device)
+    check_outputs(model, arch.name, splits, dataset.num_classes, config.hyper.resize, device)
     if world.rank:
         torch.manual_seed(rank_seed(config.seed, world.rank))  # its own dropout; DDP gives it rank 0's weights
     else:
         check_tracking_store()
-    # the same images held out on every rank, after a resume, in every trial: a function of the seed and the data
-    splits = with_validation(resolve(dataset.load)(config.data_dir), config.hyper.val_fraction or 0.0, config.seed)
-    return Prepared(device, precision, model, splits, *make_loaders(config, splits, device, world))
+    return Prepared(device, precision, model, dataset, splits, *make_loaders(config, splits, device, world))
 
 
 def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experiment: str | None = None,
@@ -114,10 +123,11 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
         why = ("a GPU is available" if ready.device.type == "cuda"
                else "no GPU: the seed recipe takes hours on a CPU; --recipe seed forces it")
         echo(f"recipe auto -> {config.recipe_resolved} ({why})")
-    name = None if resume else run_name(f"{config.arch}-{config.recipe_resolved}", placement.run_name)
+    name = None if resume else run_name(f"{config.arch}-{config.dataset}-{config.recipe_resolved}",
+                                        placement.run_name)
     with run_lifecycle(experiment, run_id=resume.run_id if resume else placement.run_id, run_name=name,
                        parent_run_id=placement.parent_run_id, tags=placement.tags) as life:
-        tracked = TrackedTraining(life, ready, config, arch, dataset, world, echo)
+        tracked = TrackedTraining(life, ready, config, arch, world, echo)
         trainer = tracked.run(pm or get_plugin_manager(), callbacks, resume)
     shutil.rmtree(tracked.path.parent, ignore_errors=True)  # the run has the checkpoint logged
     return TrainResult(life.run_id, trainer.state.history, str(ready.device), ready.precision, trainer.model,
@@ -127,9 +137,9 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
 class TrackedTraining:
     """Rank 0's training inside a started run: its callbacks, what it logs, and the steps after the last epoch."""
 
-    def __init__(self, life: Lifecycle, ready: Prepared, config: TrainConfig, arch: Architecture, dataset: Dataset,
-                 world: World, echo: Callable[[str], None]) -> None:
-        self.life, self.ready, self.config, self.arch, self.dataset = life, ready, config, arch, dataset
+    def __init__(self, life: Lifecycle, ready: Prepared, config: TrainConfig, arch: Architecture, world: World,
+                 echo: Callable[[str], None]) -> None:
+        self.life, self.ready, self.config, self.arch, self.dataset = life, ready, config, arch, ready.dataset
         self.world, self.echo = world, echo
         self.run_id = life.run_id
         self.outbox = Outbox(echo)
@@ -163,7 +173,7 @@ class TrackedTraining:
         if resume:
             self._continue(trainer, resume, epoch_log, utilization)
         else:
-            run_log.log_setup(config, self.arch, ready.splits, str(ready.device), ready.precision,
+            run_log.log_setup(config, self.arch, self.dataset, ready.splits, str(ready.device), ready.precision,
                               count_params(ready.model), utilization, self.world)
         with run_log.Heartbeat(self.outbox, self.run_id, run_log.heartbeat_seconds()):
             trainer.fit()
@@ -221,8 +231,8 @@ class TrackedTraining:
         if config.export:
             from convzoo.deploy.publish import publish_onnx
 
-            publish_onnx(trainer.model, splits, self.dataset, config.hyper.resize, register_as=config.register_as,
-                         echo=self.echo)
+            publish_onnx(trainer.model, splits, self.dataset, config.hyper.resize, self.run_id,
+                         register_as=config.register_as, echo=self.echo)
 
 
 def load_trainer(trainer: Trainer, resume: Resume, config: TrainConfig) -> None:

@@ -36,6 +36,18 @@ class TrainedRun:
     def model_uri(self, model: str) -> str:
         return run_uri(self.run_id, model)
 
+    def load_data(self, data_dir: str | None = None):
+        """The run's data set as it was loaded for training: from ``data_dir``, else the folder the run recorded,
+        with the run's image size and data options. Returns (splits, the data set as loaded)."""
+        from convzoo.config import DATA_OPTIONS
+
+        params = self.run.data.params
+        kinds = {"test_fraction": float, "channels": int, "skip_bad_images": lambda value: value == "True"}
+        options = {name: kinds[name](params[name]) for name in DATA_OPTIONS if name in params}
+        splits = self.dataset.load_splits(data_dir or params.get("data_source"), image_size=self.input_size,
+                                          **options)
+        return splits, self.dataset.loaded(splits)
+
     @classmethod
     def of(cls, run) -> TrainedRun:
         """``run`` with its data set and input size; a run ``convzoo train`` did not make is a one-line error."""

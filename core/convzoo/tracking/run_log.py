@@ -28,10 +28,10 @@ from convzoo.registry.catalogue import Architecture, Dataset
 from convzoo.training.epoch_log import EpochLog
 from convzoo.training.utilization import Utilization
 from convzoo.training.trainer import EpochMetrics, is_stuck_at_chance
-from convzoo.vocabulary import (ARCH_TAG, BACKEND_TAG, CONFIG_FILE, DATASET_TAG, DEVICE_TAG, EPOCHS_TAG, HEARTBEAT_TAG,
+from convzoo.vocabulary import (ARCH_TAG, BACKEND_TAG, CLASSES_FILE, CONFIG_FILE, DATASET_TAG, DEVICE_TAG, EPOCHS_TAG, HEARTBEAT_TAG,
                                 NOTE_TAG, NUM_PARAMS_TAG, PARITY_TAG, PLOTS_DIR, PLUGIN_TAG, PLUGIN_VERSION_TAG,
                                 PRECISION_TAG, PREDICTION_COLUMNS, PREDICTIONS_FILE, PYTORCH_MODEL, RECIPE_TAG,
-                                STUCK_TAG, VERSION_TAG, WORLD_SIZE_TAG)
+                                SKIPPED_FILE, STUCK_TAG, VERSION_TAG, WORLD_SIZE_TAG)
 
 DEFAULT_HEARTBEAT_SECONDS = 30
 
@@ -55,14 +55,20 @@ def world_tags(world: World) -> dict[str, str]:
     return {WORLD_SIZE_TAG: str(world.size), BACKEND_TAG: world.backend}
 
 
-def log_setup(config: TrainConfig, arch: Architecture, splits: ImageSplits, device: str, precision: str,
-              num_params: int, utilization: Utilization, world: World = SINGLE) -> None:
+def log_setup(config: TrainConfig, arch: Architecture, dataset: Dataset, splits: ImageSplits, device: str,
+              precision: str, num_params: int, utilization: Utilization, world: World = SINGLE) -> None:
     """Params, tags, the data set input and ``config.json``: what a run is, before it trains."""
     from convzoo.version import __version__
 
     split = {"val_digest": splits.val_digest, "val_images": len(splits.val_labels)} if splits.has_validation else {}
     log_new_params({**config.to_params(), "world_size": world.size,
-                    "per_rank_batch_size": config.hyper.batch_size // world.size, "backend": world.backend, **split})
+                    "per_rank_batch_size": config.hyper.batch_size // world.size, "backend": world.backend, **split,
+                    "data_source": splits.source, "data_digest": splits.digest, "num_classes": dataset.num_classes,
+                    "in_channels": dataset.in_channels})
+    mlflow.log_dict({"class_names": list(dataset.class_names)}, CLASSES_FILE)
+    if splits.skipped:
+        mlflow.log_metric("skipped_images", len(splits.skipped))
+        mlflow.log_text("\n".join(splits.skipped) + "\n", SKIPPED_FILE)
     mlflow.set_tags({**world_tags(world),
         NUM_PARAMS_TAG: str(num_params), **utilization.tags(),
         ARCH_TAG: arch.name, PLUGIN_TAG: arch.plugin, PLUGIN_VERSION_TAG: arch.plugin_version,
