@@ -71,7 +71,8 @@ def folder_run(tmp_path_factory):
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
         patch.setenv("CONVZOO_CACHE_DIR", str(store / "cache"))
         result = CliRunner().invoke(cli, ["train", "vgg", "--dataset", "folder", "--data-dir", str(root), "--epochs",
-                                          "1", "--limit-train-batches", "2", "--skip-bad-images"])
+                                          "1", "--limit-train-batches", "2", "--skip-bad-images",
+                                          "--register-as", "shapes"])
         assert result.exit_code == 0, result.output
         [run] = runs()
         yield run, root, store, result.output, patch
@@ -209,3 +210,34 @@ def test_export_on_other_data_leaves_every_metric_and_time_of_the_run(folder_run
         ["onnx_max_abs_diff", "onnx_max_rel_diff", "onnx_test_acc", "onnx_top1_agreement", "torch_fp32_test_acc"])]
     assert after.data.metrics[f"other_data.{digest}.onnx_test_acc"] * 9 == pytest.approx(
         round(after.data.metrics[f"other_data.{digest}.onnx_test_acc"] * 9))  # of the other folder's 9 test images
+
+
+def test_evaluate_logs_a_child_run_and_its_bar_gates_promote(folder_run):
+    run, root, store, _, _ = folder_run
+    client = mlflow.MlflowClient()
+    before = client.get_run(run.info.run_id)
+    result = CliRunner().invoke(cli, ["evaluate", "--run-id", run.info.run_id])
+    assert result.exit_code == 0, result.output
+    [child] = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                 filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    metrics = child.data.metrics
+    assert metrics["accuracy"] == pytest.approx(run.data.metrics["onnx_test_acc"])  # the same model, the same images
+    assert metrics["accuracy"] == pytest.approx(metrics["accuracy_score"]) and metrics["example_count"] == 12
+    assert metrics["top3_accuracy"] == 1.0 and 0 <= metrics["ece"] <= 1 and "f1_score" in metrics
+    assert {artifact.path for artifact in client.list_artifacts(child.info.run_id, "evaluation")} == {
+        "evaluation/confusion_matrix_normalised.png", "evaluation/reliability_diagram.png",
+        "evaluation/confidently_wrong.png"}
+    per_class = open(client.download_artifacts(child.info.run_id, "per_class_metrics.csv", str(store))).read()
+    assert all(name in per_class for name in CLASSES) and "f1" in per_class.splitlines()[0]
+    assert client.get_run(run.info.run_id).data.metrics == before.data.metrics
+    refused = CliRunner().invoke(cli, ["promote", "shapes", "1", "--require", "accuracy>=1.01"])
+    assert refused.exit_code == 1
+    assert refused.output.splitlines()[-1] == (f"Error: version 1 of shapes fails its evaluation (accuracy "
+                                               f"{metrics['accuracy']:.4f} is not >= 1.01); champion not moved")
+    assert "champion" not in client.get_registered_model("shapes").aliases
+    bad = CliRunner().invoke(cli, ["evaluate", "--run-id", run.info.run_id, "--require", "accuracy=>0.5"])
+    assert bad.output == ("Error: requirement 'accuracy=>0.5' is not METRIC>=VALUE (or >, <=, <), e.g. "
+                          "accuracy>=0.9\n")
+    promoted = CliRunner().invoke(cli, ["promote", "shapes", "1", "--require", "accuracy>=0", "--require", "ece<=1"])
+    assert promoted.exit_code == 0, promoted.output
+    assert client.get_registered_model("shapes").aliases == {"champion": 1}

@@ -123,3 +123,25 @@ def shown_p(p_value: float, bound: bool = False) -> str:
     if p_value < 1e-4:
         return "p < 1e-4"
     return f"p {'≤' if bound else '='} {p_value:.2g}"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How far a model's confidence is from its accuracy: per equal-width confidence bin, its image count, mean
+    confidence and accuracy; ``ece`` (expected calibration error) is the count-weighted mean gap."""
+
+    counts: list[int]
+    confidence: list[float]
+    accuracy: list[float]
+    ece: float
+
+
+def calibration(confidence: Sequence[float], correct: Sequence[bool], bins: int = 15) -> Calibration:
+    """The calibration of top-1 predictions of ``confidence`` (their probability) that were ``correct`` or not."""
+    confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=float)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    mean_confidence = np.bincount(which, confidence, bins) / np.maximum(counts, 1)
+    accuracy = np.bincount(which, correct, bins) / np.maximum(counts, 1)
+    ece = float(np.sum(counts * np.abs(mean_confidence - accuracy)) / max(len(confidence), 1))
+    return Calibration(counts.tolist(), mean_confidence.tolist(), accuracy.tolist(), ece)

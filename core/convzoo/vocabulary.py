@@ -56,6 +56,11 @@ CONFIG_FILE = "config.json"
 CLASSES_FILE = "data/classes.json"  # the class names, in label order
 SKIPPED_FILE = "data/skipped_images.txt"  # images --skip-bad-images left out, one path a line
 EVALUATION_DIR = "evaluation"
+# on an evaluation's child run: the data it evaluated on, whether that was the run's own, whether it met --require
+EVALUATION_DIGEST_TAG = "convzoo.evaluation.data_digest"
+EVALUATION_SOURCE_TAG = "convzoo.evaluation.data_source"
+EVALUATION_OWN_DATA_TAG = "convzoo.evaluation.own_data"
+EVALUATION_PASSED_TAG = "convzoo.evaluation.passed"
 CHECKPOINTS_DIR = "checkpoints"
 PLOTS_DIR = "plots"
 COMPARISON_DIR = "comparison"

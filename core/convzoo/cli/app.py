@@ -190,14 +190,43 @@ def serve(target: str, host: str, port: int, workers: int | None) -> None:
     sys.exit(serve_model(target, host, port, workers or default_workers(), echo=echo_now))
 
 
+require_option = click.option("--require", "require", multiple=True, metavar="METRIC>=VALUE",
+                              help="A bar the evaluation must clear, e.g. accuracy>=0.9 or ece<0.05; repeatable.")
+
+
+@cli.command()
+@click.option(*dashed("run_id"), "run_id", required=True, help="The MLflow run whose verified ONNX model to evaluate.")
+@click.option("--data-dir", "--data_dir", "data_dir", default=None,
+              help="Evaluate on this folder's test split (default: the run's own data).")
+@require_option
+def evaluate(run_id: str, data_dir: str | None, require: tuple[str, ...]) -> None:
+    """Evaluate a run's ONNX model on its test split into a child run: per-class precision/recall/F1, top-1/top-5,
+    confusion matrices, calibration (ECE, reliability diagram), the most confidently wrong images."""
+    from convzoo.deploy.evaluation import evaluate_run
+
+    evaluation = evaluate_run(run_id, data_dir=data_dir, require=require, echo=echo_now)
+    if not evaluation.passed:
+        raise ConvzooError(f"evaluation {evaluation.run_id} fails its bar: {'; '.join(evaluation.failures)}")
+
+
 @cli.command()
 @click.argument("name")
 @click.argument("version")
 @click.option("--alias", default="champion", show_default=True, help="The alias to point at VERSION.")
-def promote(name: str, version: str, alias: str) -> None:
-    """Point registered model NAME's ALIAS at VERSION (models:/NAME@ALIAS then serves it)."""
-    from convzoo.deploy.model_registry import promote as set_alias
+@require_option
+def promote(name: str, version: str, alias: str, require: tuple[str, ...]) -> None:
+    """Point registered model NAME's ALIAS at VERSION (models:/NAME@ALIAS then serves it); with --require, only if
+    an evaluation of its run clears every bar."""
+    from convzoo.deploy.model_registry import model_version, promote as set_alias
 
+    if require:
+        from convzoo.deploy.evaluation import evaluate_run
+
+        run_id = model_version(f"models:/{name}/{version}").run_id
+        evaluation = evaluate_run(run_id, require=require, echo=echo_now)
+        if not evaluation.passed:
+            raise ConvzooError(f"version {version} of {name} fails its evaluation ({'; '.join(evaluation.failures)}); "
+                               f"{alias} not moved")
     promoted = set_alias(name, version, alias)
     click.echo(f"models:/{name}@{alias} is version {version} (run {promoted.run_id}); serve it with: convzoo serve "
                f"models:/{name}@{alias}")

@@ -88,11 +88,14 @@ class ImageClassifier:
     def layout(self) -> str:
         return f"[N, {', '.join(map(str, self.shape))}]"
 
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Each image's probability of every class (N x classes)."""
+        return self.session.run(None, {self.input_name: images})[1]
+
     def classify(self, images: np.ndarray, top: int = TOP) -> list[dict]:
         """Per image: the most probable class, its probability, and the ``top`` classes with theirs."""
-        _, probabilities = self.session.run(None, {self.input_name: images})
         results = []
-        for row in probabilities:
+        for row in self.probabilities(images):
             order = np.argsort(-row, kind="stable")[:top]
             ranked = [{"class": self.class_names[i], "probability": float(row[i])} for i in order]
             results.append({**ranked[0], f"top{top}": ranked})

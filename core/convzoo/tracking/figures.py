@@ -1,4 +1,5 @@
-"""The run's plots: confusion matrix, learning curves, and a grid of misclassified test images.
+"""The run's plots: confusion matrix, learning curves, a grid of misclassified test images, and the evaluation's
+reliability diagram.
 
 Each is a ``matplotlib.figure.Figure`` of its own, outside pyplot: no backend is chosen or changed, and nothing is left
 for pyplot to close.
@@ -21,6 +22,7 @@ def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes:
 
 
 def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str]):
+    """Counts, or (a float matrix) each true class's share, true classes as rows."""
     figure = Figure(figsize=(7, 6))
     axes = figure.subplots()
     image = axes.imshow(matrix.numpy(), cmap="Blues")
@@ -29,7 +31,8 @@ def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str]):
     axes.set_xticks(ticks, class_names, rotation=45, ha="right")
     axes.set_yticks(ticks, class_names)
     for (row, column), count in zip(((r, c) for r in ticks for c in ticks), matrix.flatten().tolist()):
-        axes.text(column, row, count, ha="center", va="center", fontsize=7,
+        axes.text(column, row, f"{count:.2f}" if matrix.is_floating_point() else count, ha="center", va="center",
+                  fontsize=7,
                   color="white" if count > matrix.max().item() / 2 else "black")
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
@@ -55,9 +58,13 @@ def plot_learning_curves(history: Sequence[EpochMetrics]):
 
 
 def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor,
-                       class_names: Sequence[str], limit: int = 25):
-    """Up to ``limit`` wrongly classified images (uint8, N x C x H x W), titled true -> predicted."""
-    wrong = (labels != predicted).nonzero().flatten()[:limit].tolist()
+                       class_names: Sequence[str], limit: int = 25, confidence: torch.Tensor | None = None):
+    """Up to ``limit`` wrongly classified images (uint8, N x C x H x W), titled true -> predicted; given the
+    predictions' ``confidence``, the most confidently wrong first, with it."""
+    wrong = (labels != predicted).nonzero().flatten()
+    if confidence is not None:
+        wrong = wrong[torch.argsort(-confidence[wrong], stable=True)]
+    wrong = wrong[:limit].tolist()
     columns = 5
     rows = max(1, -(-len(wrong) // columns))
     figure = Figure(figsize=(2 * columns, 2.3 * rows))
@@ -66,9 +73,32 @@ def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, predicted: to
         axes.axis("off")
     for axes, index in zip(grid.flat, wrong):
         axes.imshow(images[index].permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray")
-        axes.set_title(f"{class_names[labels[index]]}\n-> {class_names[predicted[index]]}", fontsize=8)
+        sure = "" if confidence is None else f" ({confidence[index]:.2f})"
+        axes.set_title(f"{class_names[labels[index]]}\n-> {class_names[predicted[index]]}{sure}", fontsize=8)
     if not wrong:
         grid.flat[0].set_title("no misclassified images")
+    figure.tight_layout()
+    return figure
+
+
+def plot_reliability(calibration):
+    """A reliability diagram: accuracy against confidence per bin (the diagonal is perfect calibration), with the
+    share of images in each bin below."""
+    figure = Figure(figsize=(6, 6))
+    curve, share = figure.subplots(2, 1, height_ratios=(3, 1), sharex=True)
+    bins = len(calibration.counts)
+    centres = [(index + 0.5) / bins for index in range(bins)]
+    filled = [index for index, count in enumerate(calibration.counts) if count]
+    curve.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    curve.bar([centres[i] for i in filled], [calibration.accuracy[i] for i in filled], width=1 / bins,
+              edgecolor="black", alpha=0.7, label="accuracy")
+    curve.set_ylabel("accuracy")
+    curve.set_title(f"expected calibration error {calibration.ece:.4f}")
+    curve.legend()
+    total = max(sum(calibration.counts), 1)
+    share.bar(centres, [count / total for count in calibration.counts], width=1 / bins, edgecolor="black")
+    share.set_xlabel("confidence (top-1 probability)")
+    share.set_ylabel("share of images")
     figure.tight_layout()
     return figure
 
