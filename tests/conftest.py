@@ -199,6 +199,15 @@ def register_architectures(register):
     register(name="never-registered", build=print, description="never registered", input_size=1)
 '''
 
+INCOMPLETE_PLUGIN = '''
+from convzoo import hookimpl
+
+
+@hookimpl
+def register_datasets(register):
+    register(name="half-done", description="registered without its loader")
+'''
+
 TEST_PLUGINS = {
     "convzoo-tinynet": ("convzoo_tinynet", TINY_PLUGIN),
     "convzoo-broken": ("convzoo_broken", BROKEN_PLUGIN),
@@ -207,6 +216,7 @@ TEST_PLUGINS = {
     "convzoo-slownet": ("convzoo_slownet", SLOW_PLUGIN),
     "convzoo-faultybuilds": ("convzoo_faultybuilds", FAULTY_BUILDS_PLUGIN),
     "convzoo-nohooks": ("convzoo_nohooks", NO_HOOKS_PLUGIN),
+    "convzoo-incomplete": ("convzoo_incomplete", INCOMPLETE_PLUGIN),
 }
 
 

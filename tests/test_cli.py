@@ -69,7 +69,13 @@ def test_summary_reports_options_and_totals():
 def test_install_and_uninstall_a_plugin_wheel(plugin_wheels, private_environment):
     installed = convzoo_in(private_environment, "install", str(plugin_wheels["convzoo-tinynet"]))
     assert installed.returncode == 0, installed.stderr
+    assert ("plugin convzoo-tinynet 0.1.0 loads: tinynet, exploding, unexportable, blank-squares\n"
+            in installed.stdout)  # checked in a new process, after pip
     assert "convzoo-tinynet" in plugin_names(private_environment)
+    broken = convzoo_in(private_environment, "install", str(plugin_wheels["convzoo-broken"]))
+    assert broken.returncode == 1
+    assert broken.stderr.splitlines()[-1] == ("Error: plugin convzoo-broken 0.1.0 was installed but fails to load: "
+                                              "ImportError: boom: this plugin is broken on purpose")
     removed = convzoo_in(private_environment, "uninstall", "convzoo-tinynet")
     assert removed.returncode == 0, removed.stderr
     assert "convzoo-tinynet" not in plugin_names(private_environment)

@@ -27,7 +27,7 @@ def test_mlflow_run_main_entry_point_trains_and_tracks(tmp_path):
     assert run.data.tags["mlflow.project.entryPoint"] == "main"
     assert run.data.tags["mlflow.project.backend"] == "local"
     assert run.data.tags["convzoo.recipe"] == "quick"
-    assert run.info.run_name == "alexnet-quick"  # MLflow's random name replaced
+    assert run.info.run_name == "alexnet-fashion-mnist-quick"  # MLflow's random name replaced
     assert (run.data.tags["convzoo.world_size"], run.data.params["per_rank_batch_size"]) == ("2", "4")
     params = run.data.params
     # what `mlflow run` logged, in the user's spelling, and what convzoo added from the recipe

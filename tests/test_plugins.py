@@ -97,6 +97,14 @@ def test_a_misspelt_hook_fails_that_plugin_with_the_known_hooks(load_with):
     assert "never-seen" not in registry.list_architectures()
 
 
+def test_a_registration_missing_a_field_fails_that_plugin_naming_it(load_with):
+    _, registry = load_with("convzoo-incomplete")
+    [failure] = registry.failures
+    assert (failure.name, failure.error) == ("convzoo-incomplete", "TypeError: plugin convzoo-incomplete registers "
+                                             "dataset 'half-done' without load (register(..., load=...))")
+    assert "half-done" not in registry.datasets.names()
+
+
 def test_a_third_party_plugin_appears_without_changes_to_the_core(run_convzoo):
     archs = run_convzoo("archs", with_plugins=("convzoo-tinynet",))
     row = next(line for line in archs.stdout.splitlines() if line.startswith("tinynet"))

@@ -1,4 +1,5 @@
 """Comparing from the terminal: `convzoo runs` and `convzoo ui` on a real store."""
+import contextlib
 import json
 import os
 import signal
@@ -8,6 +9,7 @@ import sys
 import time
 import urllib.request
 
+import psutil
 import pytest
 from click.testing import CliRunner
 
@@ -89,14 +91,7 @@ def test_ui_serves_the_store_the_runs_went_to(two_runs, tracking_store, tmp_path
                               stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     try:
         assert server.stdout.readline().strip() == f"MLflow UI for {tracking_store} at http://127.0.0.1:{port} (Ctrl-C stops it)"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                experiments = _get(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=100")
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "the UI did not start"
-                time.sleep(1)
+        experiments = _get(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=100")  # at once
         ids = [experiment["experiment_id"] for experiment in experiments["experiments"]]
         request = urllib.request.Request(f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search",
                                          data=json.dumps({"experiment_ids": ids}).encode(),
@@ -108,14 +103,25 @@ def test_ui_serves_the_store_the_runs_went_to(two_runs, tracking_store, tmp_path
         # in a real browser: the run list shows the runs by name, the run page its name and description
         vgg = two_runs[0].run_id
         listed = chromium(f"http://127.0.0.1:{port}/#/experiments/0/runs", "--dump-dom")
-        assert "vgg-quick" in listed and "nin-quick" in listed
+        assert "vgg-fashion-mnist-quick" in listed and "nin-fashion-mnist-quick" in listed
         page = chromium(f"http://127.0.0.1:{port}/#/experiments/0/runs/{vgg}", "--dump-dom")
-        assert "vgg-quick" in page
+        assert "vgg-fashion-mnist-quick" in page
         assert f"Final test accuracy <strong>{two_runs[0].history[-1].test_acc:.4f}</strong>" in page
         for name, url in (("runs", "#/experiments/0/runs"), ("run", f"#/experiments/0/runs/{vgg}")):
             chromium(f"http://127.0.0.1:{port}/{url}", f"--screenshot={tmp_path / name}.png")
             assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             assert (tmp_path / f"{name}.png").stat().st_size > 20_000  # a rendered page, not a blank one
+
+        # SIGTERM to convzoo ui alone stops the UI's every process and frees the port
+        children = psutil.Process(server.pid).children(recursive=True)
+        assert children  # mlflow ui and its uvicorn workers
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 128 + signal.SIGTERM
+        gone, alive = psutil.wait_procs(children, timeout=15)
+        assert alive == []
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))  # free again
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

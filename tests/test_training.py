@@ -58,7 +58,7 @@ def test_short_training_run_is_fully_tracked(name, short_run, sample_images, tmp
     assert tags["convzoo.flops_per_example"] == str(flops_per_example(arch, 1, 10, config.hyper.resize,
                                                                       **config.hyper.options))
     # what the MLflow UI lists and shows: a name that says what ran, and a description
-    assert run.info.run_name == f"{name}-quick"
+    assert run.info.run_name == f"{name}-fashion-mnist-quick"  # architecture, data set, recipe
     assert tags["mlflow.note.content"].startswith(f"**{name}**")
     assert f"Final test accuracy **{result.history[-1].test_acc:.4f}**" in tags["mlflow.note.content"]
     assert tags["mlflow.note.content"].endswith("ONNX parity: **passed**.")

@@ -3,6 +3,7 @@ sweeps and comparisons in cli_studies). Only the commands that build networks im
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -34,8 +35,16 @@ class ConvzooGroup(click.Group):
             raise click.ClickException(str(error)) from None
 
 
+def _verbose(ctx: click.Context, param: click.Parameter, verbose: bool) -> None:
+    if verbose:
+        os.environ["MLFLOW_LOGGING_LEVEL"] = "INFO"
+        logging.getLogger("mlflow").setLevel(logging.INFO)  # if MLflow was imported already
+
+
 @click.group(cls=ConvzooGroup)
 @click.version_option(__version__, prog_name="convzoo")
+@click.option("--verbose", is_flag=True, expose_value=False, is_eager=True, callback=_verbose,
+              help="Show MLflow's INFO messages (quiet by default: MLFLOW_LOGGING_LEVEL=WARNING).")
 def cli() -> None:
     """Train, track and export the d2l modern CNNs (and any plugin's) on Fashion-MNIST with MLflow."""
 
@@ -50,13 +59,13 @@ def archs(pattern: str | None, dataset: str) -> None:
     from convzoo.registry.summary import count_params
 
     registry = get_registry()
-    data = registry.get_dataset(dataset)
+    channels, classes = registry.get_dataset(dataset).require_shape()
     rows, broken = [], []
     for name in registry.list_architectures(include=pattern):
         arch = registry.get_architecture(name)
         try:
             with torch.device("meta"):
-                params = f"{count_params(arch.create(data.in_channels, data.num_classes)):,}"
+                params = f"{count_params(arch.create(channels, classes)):,}"
         except ConvzooError as error:  # one plugin's broken builder must not hide the others
             params = "broken"
             broken.append(f"BROKEN {name}: {error}")
@@ -72,7 +81,8 @@ def archs(pattern: str | None, dataset: str) -> None:
 def datasets() -> None:
     """List installed data sets: the plugin, image channels, classes and what each is."""
     registry = get_registry()
-    rows = [[name, f"{data.plugin} {data.plugin_version}", data.in_channels, data.num_classes, data.description]
+    rows = [[name, f"{data.plugin} {data.plugin_version}", data.in_channels or "from data",
+             data.num_classes or "from data", data.description]
             for name in registry.datasets.names() for data in [registry.get_dataset(name)]]
     click.echo(format_table(["NAME", "PLUGIN", "CHANNELS", "CLASSES", "DESCRIPTION"], rows))
 
@@ -110,16 +120,16 @@ def summary(arch: str, resize: int | None, options: tuple[str, ...], dataset: st
     from convzoo.registry.summary import count_params, smallest_input_size, summarize
 
     registry = get_registry()
-    architecture, data = registry.get_architecture(arch), registry.get_dataset(dataset)
+    architecture, (channels, classes) = registry.get_architecture(arch), registry.get_dataset(dataset).require_shape()
     if min_size:
-        smallest = smallest_input_size(architecture, data.in_channels, data.num_classes, **parse_options(options))
+        smallest = smallest_input_size(architecture, channels, classes, **parse_options(options))
         click.echo(f"smallest input size that works: {smallest} (registered min_input_size: "
                    f"{architecture.min_input_size})")
     size = resize or architecture.input_size
-    model = architecture.create(data.in_channels, data.num_classes, input_size=size, **parse_options(options))
-    blocks = summarize(model, data.in_channels, size)
+    model = architecture.create(channels, classes, input_size=size, **parse_options(options))
+    blocks = summarize(model, channels, size)
     chosen = ", ".join(f"{k}={v}" for k, v in architecture.resolve_options(parse_options(options)).items())
-    click.echo(f"{arch} ({architecture.plugin} {architecture.plugin_version}) input 1x{data.in_channels}x{size}x{size}"
+    click.echo(f"{arch} ({architecture.plugin} {architecture.plugin_version}) input 1x{channels}x{size}x{size}"
                + (f" options: {chosen}" if chosen else ""))
     rows = [[block.name, "(" + ", ".join(map(str, block.output_shape)) + ")", f"{block.params:,}"] for block in blocks]
     click.echo(format_table(["BLOCK", "OUTPUT SHAPE", "PARAMS"], rows))
@@ -265,16 +275,13 @@ def runs(experiment: str | None, sort: str | None, stale_after: float | None, ma
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=5000, show_default=True, help="Port to listen on.")
 def ui(host: str, port: int) -> None:
-    """Start the MLflow UI on the store runs go to, and print its address."""
-    from convzoo.tracking.server import mlflow_server_environment
+    """Start the MLflow UI on the store runs go to, and print its address once it answers."""
+    from convzoo.tracking.server import run_ui
     from convzoo.tracking.store import tracking_uri
 
-    store = tracking_uri()
-    click.echo(f"MLflow UI for {store} at http://{host}:{port} (Ctrl-C stops it)")
-    completed = subprocess.run([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store,
-                                "--host", host, "--port", str(port)], env=mlflow_server_environment())
-    if completed.returncode:
-        raise click.exceptions.Exit(completed.returncode)
+    status = run_ui(tracking_uri(), host, port, echo_now)
+    if status:
+        raise click.exceptions.Exit(status)
 
 
 @cli.command()
@@ -326,8 +333,27 @@ def _pip(*args: str) -> None:
 @click.argument("packages", nargs=-1, required=True)
 @click.option("-U", "--upgrade", is_flag=True, help="Upgrade packages that are already installed.")
 def install(packages: tuple[str, ...], upgrade: bool) -> None:
-    """Install plugin PACKAGES (names, wheel files or local folders) with pip into convzoo's environment."""
+    """Install plugin PACKAGES (names, wheel files or local folders) with pip into convzoo's environment, then load
+    every plugin in a new process and say what the new ones registered, or why one failed."""
+    before = _loaded_plugins()
     _pip("install", *(["--upgrade"] if upgrade else []), *packages)
+    after = _loaded_plugins()
+    for name, plugin in sorted(after["plugins"].items()):
+        if before["plugins"].get(name) != plugin:
+            added = ", ".join([*plugin["architectures"], *plugin["datasets"]]) or "nothing"
+            click.echo(f"plugin {name} {plugin['version']} loads: {added}")
+    failed = {name: failure for name, failure in after["failed"].items() if before["failed"].get(name) != failure}
+    if failed:
+        raise ConvzooError("; ".join(f"plugin {name} {failure['version']} was installed but fails to load: "
+                                     f"{failure['error']}" for name, failure in sorted(failed.items())))
+
+
+def _loaded_plugins() -> dict[str, dict[str, dict]]:
+    """What ``convzoo plugins --json`` says in a new process (this one's plugins were loaded before pip ran), by
+    distribution name."""
+    listed = json.loads(subprocess.run([sys.executable, "-m", "convzoo", "plugins", "--json"], capture_output=True,
+                                       text=True, check=True).stdout)
+    return {kind: {entry["name"]: entry for entry in listed[kind]} for kind in ("plugins", "failed")}
 
 
 @cli.command()
@@ -348,6 +374,8 @@ for command in (train, resume, compare, sweep):
 
 
 def main() -> None:
-    for name, value in {**HTTP_DEFAULTS, "MPLBACKEND": "Agg"}.items():  # the command never opens a plot window
+    # the command never opens a plot window; MLflow's INFO lines (database set-up, system metrics) would bury
+    # convzoo's own unless asked for (--verbose)
+    for name, value in {**HTTP_DEFAULTS, "MPLBACKEND": "Agg", "MLFLOW_LOGGING_LEVEL": "WARNING"}.items():
         os.environ.setdefault(name, value)  # the user's own settings win
     cli(prog_name="convzoo")

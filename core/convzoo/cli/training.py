@@ -72,9 +72,12 @@ def _train_until_stopped(start, world=None) -> None:
         from convzoo.training.distributed import end_helper_rank
 
         end_helper_rank()
+    from convzoo.tracking.store import where_tracked
+
     final = result.history[-1]
     click.echo(f"run {result.run_id}: {result.arch} test acc {final.test_acc:.4f} after {len(result.history)} "
                f"epoch(s) on {result.device} ({result.precision})")
+    click.echo(where_tracked(result.run_id))
 
 
 def _launch_ranks(nproc: int, device: str) -> None:

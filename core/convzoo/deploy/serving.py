@@ -2,9 +2,7 @@
 its download removed when the server stops."""
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,7 +28,7 @@ def serve(target: str, host: str, port: int, workers: int, echo: Callable[[str],
     from convzoo.tracking.artifacts import QUIET
     from convzoo.training.distributed import cores
     from convzoo.deploy.model_registry import served_uri
-    from convzoo.training.signals import exit_code, stop_with_parent
+    from convzoo.training.signals import exit_code, passed_on, stop_with_parent
     from convzoo.tracking.store import environment_defaults
 
     uri = served_uri(target)
@@ -54,24 +52,3 @@ def server_environment(folder: str) -> dict[str, str]:
     (MLflow's own copy of the model) in ``folder``."""
     return {**os.environ, "TMPDIR": str(folder),
             "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
-
-
-@contextlib.contextmanager
-def passed_on(server: subprocess.Popen):
-    """Pass SIGTERM, SIGINT and SIGHUP on to ``server`` (as SIGTERM) inside the block; the list it yields holds the
-    signals received."""
-    from convzoo.training.signals import SIGNALS
-
-    received: list[int] = []
-
-    def handle(signum: int, frame) -> None:
-        received.append(signum)
-        with contextlib.suppress(ProcessLookupError):
-            server.send_signal(signal.SIGTERM)
-
-    previous = {signum: signal.signal(signum, handle) for signum in SIGNALS}
-    try:
-        yield received
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)

@@ -2,6 +2,7 @@
 the run records on the way."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -130,6 +131,8 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
         tracked = TrackedTraining(life, ready, config, arch, world, echo)
         trainer = tracked.run(pm or get_plugin_manager(), callbacks, resume)
     shutil.rmtree(tracked.path.parent, ignore_errors=True)  # the run has the checkpoint logged
+    with contextlib.suppress(OSError):
+        tracked.path.parent.parent.rmdir()  # the checkpoints folder, when no other run keeps one there
     return TrainResult(life.run_id, trainer.state.history, str(ready.device), ready.precision, trainer.model,
                        arch.name)
 

@@ -1,4 +1,4 @@
-"""``convzoo server``: a team tracking server. MLflow's server with a database backend store (PostgreSQL for a team,
+"""``convzoo server``: a team tracking server; ``convzoo ui``: MLflow's UI on the local store. MLflow's server with a database backend store (PostgreSQL for a team,
 SQLite when none is given), artifacts proxied through it, and MLflow's ``basic-auth`` app in front.
 
 MLflow 3.17 ships no admin password and needs a Flask secret key for its auth app: both are taken from the
@@ -89,3 +89,68 @@ def serve(command: list[str], env: dict[str, str], lines: list[str], echo: Calla
         echo(line)
     sys.stdout.flush()
     os.execve(command[0], command, env)
+
+
+UI_START_SECONDS = 120
+
+
+def run_ui(store: str, host: str, port: int, echo: Callable[[str], None]) -> int:
+    """``mlflow ui`` on ``store`` in a process group of its own; its address printed once it answers; a signal to
+    this process stops the whole group (uvicorn's workers too). The exit status (128 + the signal's number after
+    one)."""
+    import subprocess
+
+    from convzoo.errors import ConvzooError
+    from convzoo.training.signals import exit_code, passed_on, stop_with_parent
+
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store, "--host", host, "--port", str(port)]
+    server = subprocess.Popen(command, env=mlflow_server_environment(), start_new_session=True,
+                              preexec_fn=stop_with_parent)
+    try:
+        with passed_on(server, group=True) as received:
+            if not answering(f"http://{host}:{port}/health", server, UI_START_SECONDS):
+                if server.poll() is None and not received:
+                    raise ConvzooError(f"the MLflow UI did not answer at http://{host}:{port} within "
+                                       f"{UI_START_SECONDS} s")
+            else:
+                echo(f"MLflow UI for {store} at http://{host}:{port} (Ctrl-C stops it)")
+            status = server.wait()
+    finally:
+        stop_group(server)
+    return exit_code(received[0]) if received else status
+
+
+def answering(url: str, server, seconds: float) -> bool:
+    """Whether ``url`` answers 200 within ``seconds`` while ``server`` runs."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while server.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def stop_group(server, grace: float = 10.0) -> None:
+    """End ``server``'s process group: SIGTERM, then SIGKILL for whatever is left after ``grace`` seconds."""
+    import signal
+    import time
+
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(server.pid, signum)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(server.pid, 0)
+            except ProcessLookupError:
+                return
+            server.poll()  # the group's leader reaped once it exits
+            time.sleep(0.1)

@@ -91,7 +91,10 @@ def check_tracking_store() -> None:
     lock = FileLock(f"{database}.lock") if database else contextlib.nullcontext()
     if database:
         database.parent.mkdir(parents=True, exist_ok=True)
-    with lock, environment_defaults(PROBE_SETTINGS if uri.startswith("http") else {}):
+    # MLflow resolves a local store's artifact root (./mlruns) against the working folder when it first opens the
+    # store: opened from the database's folder, artifacts live beside the database whatever folder a command runs in
+    beside = contextlib.chdir(database.parent) if database else contextlib.nullcontext()
+    with lock, environment_defaults(PROBE_SETTINGS if uri.startswith("http") else {}), beside:
         try:
             mlflow.MlflowClient().search_experiments(max_results=1)  # creates and migrates a new store
         except MlflowException as error:
@@ -110,3 +113,9 @@ def set_experiment(name: str) -> None:
         if "already exists" not in str(error):
             raise
         mlflow.set_experiment(name)
+
+
+def where_tracked(run_id: str) -> str:
+    """One line: the store a run is in and the folder (or URI) of its artifacts."""
+    artifacts = mlflow.MlflowClient().get_run(run_id).info.artifact_uri
+    return f"tracked in {mlflow.get_tracking_uri()}, artifacts in {artifacts.removeprefix('file://')}"

@@ -1,6 +1,7 @@
 """Stopping cleanly on SIGTERM, SIGINT (Ctrl-C) and SIGHUP: finish the step, checkpoint, end the run KILLED.
 
 Only the command line installs these handlers (``StopOnSignal.installed()``); library use keeps Python's defaults.
+A command that runs a server as a child (``convzoo serve``, ``convzoo ui``) passes the signals on (``passed_on``).
 """
 from __future__ import annotations
 
@@ -96,3 +97,26 @@ def stop_with_parent() -> bool:
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     return libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0
+
+
+@contextlib.contextmanager
+def passed_on(child, group: bool = False):
+    """Pass SIGTERM, SIGINT and SIGHUP on to the ``child`` process (a ``Popen``) as SIGTERM inside the block, or to
+    its whole process group with ``group`` (a server's workers too); the list it yields holds the signals
+    received."""
+    received: list[int] = []
+
+    def handle(signum: int, frame) -> None:
+        received.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            if group:
+                os.killpg(child.pid, signal.SIGTERM)
+            else:
+                child.send_signal(signal.SIGTERM)
+
+    previous = {signum: signal.signal(signum, handle) for signum in SIGNALS}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
