@@ -3,7 +3,7 @@
 #   make test   installs into ./.venv and runs the test suite (what CI runs)
 # make test-fast: unit tests and the command line's error paths, under a minute (leaves out tests marked slow)
 # make docs: build the documentation site (docs/, mkdocs.yml) strictly and serve it at http://127.0.0.1:8000
-# Benchmarks: make bench-train, make bench-inference, make bench-startup, make bench-checkpoint, make bench-sweep,
+# Benchmarks: make bench-train, make bench-inference, make bench-startup, make bench-folder, make bench-checkpoint, make bench-sweep,
 #   make bench-dp, make bench-profile, make bench-accuracy, make bench-serving
 # (see README); make server starts a team tracking server
 PYTHON ?= python3
@@ -17,7 +17,7 @@ DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 ARCH ?= alexnet
 WORKERS ?= auto
 
-.PHONY: install data postgres browser run test test-fast docs ui server bench-train bench-inference bench-startup bench-checkpoint bench-sweep bench-dp bench-profile bench-accuracy bench-serving clean
+.PHONY: install data postgres browser run test test-fast docs ui server bench-train bench-inference bench-startup bench-folder bench-checkpoint bench-sweep bench-dp bench-profile bench-accuracy bench-serving clean
 
 install: $(STAMP)
 
@@ -98,6 +98,9 @@ bench-serving: install data
 
 bench-startup: install
 	$(BIN)/python benchmarks/startup.py $(BENCH_ARGS)
+
+bench-folder: install
+	$(BIN)/python benchmarks/folder_cache.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build core/*.egg-info plugins/*/*.egg-info plugins/*/build

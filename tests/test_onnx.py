@@ -235,3 +235,17 @@ def test_a_colour_data_sets_model_takes_n_h_w_c_images_and_encoded_ones(tmp_path
         Image.fromarray(pixels).save(buffer, "PNG")
         encoded.append(base64.b64encode(buffer.getvalue()).decode())
     assert classifier.predict(encoded) == from_arrays  # PNG is lossless: the same pixels, the same answers
+
+
+def test_only_a_top1_flip_between_tied_logits_is_forgiven():
+    import numpy as np
+
+    from convzoo.deploy.export import decisive_flips
+
+    expected = np.array([[2.0, 2.0 + 1e-6, 0.0], [3.0, 1.0, 0.0], [0.0, 1.0, 5.0]], dtype=np.float32)
+    tied_flip = expected.copy()
+    tied_flip[0, 0] += 2e-6  # within rtol 1e-3 of 2.0: ONNX picks class 0 where PyTorch picked 1
+    assert decisive_flips(expected, tied_flip) == 0
+    clear_flip = expected.copy()
+    clear_flip[1, 1] = 4.0  # PyTorch's 3.0 against 1.0 is no tie
+    assert decisive_flips(expected, clear_flip) == 1

@@ -97,18 +97,22 @@ class ParityReport:
     top1_agreement: float
     onnx_test_acc: float
     torch_test_acc: float
+    decisive_disagreements: int = 0
 
     @property
     def passed(self) -> bool:
-        return self.within_tolerance and self.top1_agreement == 1.0
+        """Every logit within tolerance, and no top-1 prediction that differs where PyTorch's choice was not a tie:
+        a flip between two classes whose PyTorch logits are within the tolerance of each other is rounding (seen
+        once in 10,000 images for ResNet-18 on a 2-core AMD EPYC), not a different model."""
+        return self.within_tolerance and self.decisive_disagreements == 0
 
     def reason(self) -> str:
         if not self.within_tolerance:
             return (f"ONNX outputs differ from PyTorch beyond rtol {RTOL:g} / atol {ATOL:g} "
                     f"(max abs diff {self.max_abs_diff:.3g}, max rel diff {self.max_rel_diff:.3g})")
-        if self.top1_agreement < 1.0:
-            differing = round((1 - self.top1_agreement) * self.images)
-            return f"ONNX top-1 predictions differ from PyTorch on {differing} of {self.images} test images"
+        if self.decisive_disagreements:
+            return (f"ONNX top-1 predictions differ from PyTorch on {self.decisive_disagreements} of {self.images} "
+                    f"test images")
         return "passed"
 
     def metrics(self) -> dict[str, float]:
@@ -123,7 +127,7 @@ def check_parity(model: nn.Module, onnx_path: Path, images: torch.Tensor, labels
     pipeline, and compare logits and top-1 predictions."""
     model, runtime = reference_model(model), session(onnx_path)
     max_abs = max_rel = 0.0
-    within, agree, onnx_correct, torch_correct = True, 0, 0, 0
+    within, agree, decisive, onnx_correct, torch_correct = True, 0, 0, 0, 0
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
             raw = images[start:start + batch_size]
@@ -137,10 +141,21 @@ def check_parity(model: nn.Module, onnx_path: Path, images: torch.Tensor, labels
             within &= bool(np.all(difference <= ATOL + RTOL * np.abs(expected)))
             truth = labels[start:start + batch_size].numpy()
             agree += int((actual.argmax(1) == expected.argmax(1)).sum())
+            decisive += decisive_flips(expected, actual)
             onnx_correct += int((actual.argmax(1) == truth).sum())
             torch_correct += int((expected.argmax(1) == truth).sum())
     count = len(images)
-    return ParityReport(count, max_abs, max_rel, within, agree / count, onnx_correct / count, torch_correct / count)
+    return ParityReport(count, max_abs, max_rel, within, agree / count, onnx_correct / count, torch_correct / count,
+                        decisive)
+
+
+def decisive_flips(expected: np.ndarray, actual: np.ndarray) -> int:
+    """Images whose ONNX top-1 differs from PyTorch's where PyTorch's own logits tell the two classes apart by more
+    than the tolerance (a near tie may flip either way by rounding)."""
+    rows = np.arange(len(expected))
+    ours, theirs = expected.argmax(1), actual.argmax(1)
+    gap = expected[rows, ours] - expected[rows, theirs]
+    return int(np.sum((ours != theirs) & (gap > ATOL + RTOL * np.abs(expected[rows, ours]))))
 
 
 def _median_seconds(call: Callable[[], object], repeats: int) -> float:
