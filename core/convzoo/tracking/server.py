@@ -1,5 +1,7 @@
-"""``convzoo server``: a team tracking server; ``convzoo ui``: MLflow's UI on the local store. MLflow's server with a database backend store (PostgreSQL for a team,
-SQLite when none is given), artifacts proxied through it, and MLflow's ``basic-auth`` app in front.
+"""``convzoo server``: a team tracking server; ``convzoo ui``: MLflow's UI on the local store.
+
+The team server is MLflow's server with a database backend store (PostgreSQL for a team, SQLite when none is given),
+artifacts proxied through it, and MLflow's ``basic-auth`` app in front.
 
 MLflow 3.17 ships no admin password and needs a Flask secret key for its auth app: both are taken from the
 environment (``MLFLOW_AUTH_ADMIN_PASSWORD``, ``MLFLOW_FLASK_SERVER_SECRET_KEY``) or made once and kept, readable by
@@ -95,16 +97,17 @@ UI_START_SECONDS = 120
 
 
 def run_ui(store: str, host: str, port: int, echo: Callable[[str], None]) -> int:
-    """``mlflow ui`` on ``store`` in a process group of its own; its address printed once it answers; a signal to
-    this process stops the whole group (uvicorn's workers too). The exit status (128 + the signal's number after
-    one)."""
+    """``mlflow ui`` on ``store`` in a process group of its own, its output on stderr; its address printed (stdout)
+    once it answers; a signal to this process stops the whole group (uvicorn's workers too). The exit status (128 +
+    the signal's number after one)."""
     import subprocess
 
     from convzoo.errors import ConvzooError
     from convzoo.training.signals import exit_code, passed_on, stop_with_parent
 
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store, "--host", host, "--port", str(port)]
-    server = subprocess.Popen(command, env=mlflow_server_environment(), start_new_session=True,
+    stderr = 2  # MLflow's own lines; stdout carries only the address
+    server = subprocess.Popen(command, env=mlflow_server_environment(), stdout=stderr, start_new_session=True,
                               preexec_fn=stop_with_parent)
     try:
         with passed_on(server, group=True) as received:
