@@ -23,7 +23,7 @@ from pathlib import Path
 import report
 
 CLASSES = ("red", "green", "blue", "grey")
-SPLITS = {"train": 0.8, "val": 0.1, "test": 0.1}
+SPLITS = {"train": 0.9, "test": 0.1}  # no val/: the run holds out its validation images from train/
 READY_LINE = "recipe auto -> "  # printed once the data has loaded and passed its checks
 
 
@@ -45,7 +45,7 @@ def write_images(job: tuple[Path, int, int, int]) -> None:
 
 
 def generate(root: Path, images: int, size: int) -> None:
-    """``images`` PNGs in ``root/{train,val,test}/<class>/``, split 80/10/10."""
+    """``images`` PNGs in ``root/{train,test}/<class>/``, split 90/10."""
     jobs = [(root / split / name, label, round(images * share / len(CLASSES)), size)
             for split, share in SPLITS.items() for label, name in enumerate(CLASSES)]
     with ProcessPoolExecutor() as pool:

@@ -30,8 +30,9 @@ def test_the_split_is_stratified_disjoint_and_the_same_in_another_process(fashio
     assert len(split.train_labels) == 55_000 and split.test_labels is fashion.test_labels
     # every training image is in exactly one part: the two parts' images add up to the whole set's
     whole = fashion.train_images.flatten(1).sum(1).double().sort().values
-    parts = torch.cat([split.train_images, split.val_images]).flatten(1).sum(1).double().sort().values
+    parts = torch.cat([split.train_images[:], split.val_images[:]]).flatten(1).sum(1).double().sort().values
     assert torch.equal(whole, parts)
+    assert split.train_images.images is split.val_images.images is fashion.train_images  # views, never copies
     elsewhere = [subprocess.run([sys.executable, "-c", SPLIT_DIGEST.format(seed=seed)], capture_output=True,
                                 text=True, check=True).stdout.strip() for seed in (3, 4)]
     assert elsewhere == [split.val_digest, with_validation(fashion, 1 / 12, 4).val_digest]

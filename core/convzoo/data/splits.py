@@ -6,6 +6,32 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 
+class ImageRows:
+    """Rows ``index`` of ``images`` without copying them: a split carved out of a memory-mapped data set stays in the
+    file's pages, and only the batches read from it are copied. Indexed, it gives a tensor as ``images`` would."""
+
+    def __init__(self, images: Any, index: Any) -> None:
+        self.images, self.index = images, index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.images[self.index[key]]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.index), *self.images.shape[1:])
+
+    @property
+    def device(self) -> Any:
+        return self.images.device
+
+    def to(self, device: Any) -> Any:
+        """The rows as one tensor on ``device``."""
+        return self.images[self.index].to(device)
+
+
 @dataclass
 class ImageSplits:
     """Train and test images (uint8, N x C x H x W) with int64 labels, and where they came from. A data set may

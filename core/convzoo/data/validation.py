@@ -7,7 +7,7 @@ import hashlib
 
 import torch
 
-from convzoo.data.splits import ImageSplits
+from convzoo.data.splits import ImageRows, ImageSplits
 from convzoo.errors import ConvzooError
 
 
@@ -43,7 +43,8 @@ def index_digest(indices: torch.Tensor, digest: str) -> str:
 
 def with_validation(splits: ImageSplits, fraction: float, seed: int) -> ImageSplits:
     """``splits`` with validation images: its own if the data set brought them, else ``fraction`` of the training
-    images held out (stratified); unchanged when ``fraction`` is 0."""
+    images held out (stratified; both parts are views of the training images, never copies); unchanged when
+    ``fraction`` is 0."""
     if not fraction:
         return dataclasses.replace(splits, val_images=None, val_labels=None, val_digest=None, train_digest=None)
     if splits.has_validation:
@@ -54,6 +55,6 @@ def with_validation(splits: ImageSplits, fraction: float, seed: int) -> ImageSpl
     keep[validation] = False
     training = torch.nonzero(keep).flatten()
     return dataclasses.replace(
-        splits, train_images=splits.train_images[training], train_labels=splits.train_labels[training],
-        val_images=splits.train_images[validation], val_labels=splits.train_labels[validation],
+        splits, train_images=ImageRows(splits.train_images, training), train_labels=splits.train_labels[training],
+        val_images=ImageRows(splits.train_images, validation), val_labels=splits.train_labels[validation],
         val_digest=index_digest(validation, splits.digest), train_digest=index_digest(training, splits.digest))
