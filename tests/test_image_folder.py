@@ -241,3 +241,18 @@ def test_evaluate_logs_a_child_run_and_its_bar_gates_promote(folder_run):
     promoted = CliRunner().invoke(cli, ["promote", "shapes", "1", "--require", "accuracy>=0", "--require", "ece<=1"])
     assert promoted.exit_code == 0, promoted.output
     assert client.get_registered_model("shapes").aliases == {"champion": 1}
+
+
+def test_the_digits_example_writes_a_real_folder_that_loads_with_its_ten_classes(tmp_path, monkeypatch):
+    import runpy
+    from pathlib import Path
+
+    monkeypatch.setenv("CONVZOO_CACHE_DIR", str(tmp_path / "cache"))
+    example = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "digits_folder.py"))
+    assert example["write"](tmp_path / "digits") == 1797
+    splits = get_registry().get_dataset("folder").load_splits(str(tmp_path / "digits"), image_size=8)
+    assert splits.class_names == tuple(sorted(example["NAMES"])) and splits.train_images.shape[1:] == (1, 8, 8)
+    per_class = torch.bincount(torch.cat([splits.train_labels, splits.test_labels]))
+    assert per_class.sum() == 1797 and len(per_class) == 10
+    # the default test fraction, 0.2 of each class
+    assert torch.bincount(splits.test_labels).tolist() == [round(0.2 * count) for count in per_class.tolist()]
