@@ -3,6 +3,9 @@ its data checks before any run; honest re-exports."""
 import json
 import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -22,6 +25,8 @@ from convzoo.runs.training_run import train
 from convzoo.testing import check_dataset
 
 CLASSES = ("circle", "red", "stripes")
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
 
 
 def picture(label: int, index: int, rng: np.random.Generator) -> Image.Image:
@@ -62,7 +67,8 @@ def runs():
 
 @pytest.fixture(scope="module")
 def folder_run(tmp_path_factory):
-    """A VGG trained on a generated folder with one truncated PNG skipped, in a store of its own."""
+    """A VGG trained on a generated folder with one truncated PNG skipped, through the MLflow Project (`mlflow run .
+    -P dataset=folder -P data_dir=...`), in a store of its own."""
     root = write_folder(tmp_path_factory.mktemp("shapes"))
     truncate(root / "train" / "red" / "3.png")
     store = tmp_path_factory.mktemp("folder-store")
@@ -70,12 +76,15 @@ def folder_run(tmp_path_factory):
         patch.chdir(store)
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
         patch.setenv("CONVZOO_CACHE_DIR", str(store / "cache"))
-        result = CliRunner().invoke(cli, ["train", "vgg", "--dataset", "folder", "--data-dir", str(root), "--epochs",
-                                          "1", "--limit-train-batches", "2", "--skip-bad-images",
-                                          "--register-as", "shapes"])
-        assert result.exit_code == 0, result.output
+        patch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ['PATH']}")
+        settings = {"arch": "vgg", "dataset": "folder", "data_dir": root, "epochs": 1, "limit_train_batches": 2,
+                    "skip_bad_images": "true", "register_as": "shapes"}
+        command = [str(BIN / "mlflow"), "run", str(ROOT), "--env-manager", "local",
+                   *[arg for key, value in settings.items() for arg in ("-P", f"{key}={value}")]]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
         [run] = runs()
-        yield run, root, store, result.output, patch
+        yield run, root, store, result.stdout, patch
 
 
 def test_a_folder_of_pngs_trains_exports_its_class_names_and_predicts_them(folder_run):
@@ -83,7 +92,7 @@ def test_a_folder_of_pngs_trains_exports_its_class_names_and_predicts_them(folde
     params = run.data.params
     assert (params["dataset"], params["num_classes"], params["in_channels"], params["data_source"]) == (
         "folder", "3", "3", str(root))  # a colour class makes the data set colour
-    assert run.info.run_name.startswith("vgg-folder-")
+    assert run.info.run_name.startswith("vgg-folder-") and run.data.tags["mlflow.project.entryPoint"] == "main"
     client = mlflow.MlflowClient()
     classes = json.loads(open(client.download_artifacts(run.info.run_id, "data/classes.json", str(store))).read())
     assert classes == {"class_names": list(CLASSES)}
@@ -245,10 +254,9 @@ def test_evaluate_logs_a_child_run_and_its_bar_gates_promote(folder_run):
 
 def test_the_digits_example_writes_a_real_folder_that_loads_with_its_ten_classes(tmp_path, monkeypatch):
     import runpy
-    from pathlib import Path
 
     monkeypatch.setenv("CONVZOO_CACHE_DIR", str(tmp_path / "cache"))
-    example = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "digits_folder.py"))
+    example = runpy.run_path(str(ROOT / "examples" / "digits_folder.py"))
     assert example["write"](tmp_path / "digits") == 1797
     splits = get_registry().get_dataset("folder").load_splits(str(tmp_path / "digits"), image_size=8)
     assert splits.class_names == tuple(sorted(example["NAMES"])) and splits.train_images.shape[1:] == (1, 8, 8)

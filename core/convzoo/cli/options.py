@@ -71,7 +71,9 @@ data_options = [
                       "(default 0.2)."),
     click.option("--channels", type=click.IntRange(1, 3), default=None,
                  help="folder data set: 1 (greyscale) or 3 (colour); default: 1 if every image is greyscale."),
-    click.option(*dashed("skip_bad_images"), "skip_bad_images", is_flag=True, default=False,
+    # a flag that also takes a value: `-P skip_bad_images=true` through `mlflow run` passes `--skip_bad_images true`
+    click.option(*dashed("skip_bad_images"), "skip_bad_images", type=click.BOOL, is_flag=False, flag_value=True,
+                 default=False,
                  help="folder data set: leave unreadable images out (counted and listed in the run) instead of "
                       "stopping."),
 ]
