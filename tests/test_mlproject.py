@@ -14,10 +14,10 @@ def test_mlflow_run_main_entry_point_trains_and_tracks(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     # two processes (torchrun, gloo): one run, written by rank 0, with the model, the ONNX export and its parity check
-    # resize=67, AlexNet's smallest input: parity still covers all 10,000 test images, in a third of the time of 112 px
-    overrides = ["epochs=1", "batch_size=8", "limit_train_batches=2", "limit_eval_batches=2", "lr=5e-4", "resize=67",
+    # VGG/8 at 32 px, its smallest input: parity still covers all 10,000 test images, in seconds
+    overrides = ["epochs=1", "batch_size=8", "limit_train_batches=2", "limit_eval_batches=2", "lr=5e-4", "resize=32",
                  "nproc=2"]
-    command = [str(BIN / "mlflow"), "run", str(ROOT), "-P", "arch=alexnet", "--env-manager", "local",
+    command = [str(BIN / "mlflow"), "run", str(ROOT), "-P", "arch=vgg", "--env-manager", "local",
                "--experiment-name", "e2e", *[arg for value in overrides for arg in ("-P", value)]]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -27,12 +27,12 @@ def test_mlflow_run_main_entry_point_trains_and_tracks(tmp_path):
     assert run.data.tags["mlflow.project.entryPoint"] == "main"
     assert run.data.tags["mlflow.project.backend"] == "local"
     assert run.data.tags["convzoo.recipe"] == "quick"
-    assert run.info.run_name == "alexnet-fashion-mnist-quick"  # MLflow's random name replaced
+    assert run.info.run_name == "vgg-fashion-mnist-quick"  # MLflow's random name replaced
     assert (run.data.tags["convzoo.world_size"], run.data.params["per_rank_batch_size"]) == ("2", "4")
     params = run.data.params
     # what `mlflow run` logged, in the user's spelling, and what convzoo added from the recipe
-    assert (params["arch"], params["recipe"], params["lr"], params["epochs"]) == ("alexnet", "auto", "5e-4", "1")
-    assert (params["resize"], params["recipe_resolved"], params["optimizer"]) == ("67", "quick", "adam")
+    assert (params["arch"], params["recipe"], params["lr"], params["epochs"]) == ("vgg", "auto", "5e-4", "1")
+    assert (params["resize"], params["recipe_resolved"], params["optimizer"]) == ("32", "quick", "adam")
     assert len(client.get_metric_history(run.info.run_id, "test_acc")) == 1
     logged = client.search_logged_models([run.info.experiment_id], f"source_run_id = '{run.info.run_id}'")
     assert {model.name for model in logged} == {"model", "onnx-model"}
