@@ -18,7 +18,8 @@ from PIL import Image
 
 from convzoo import list_architectures
 from convzoo.cli.app import cli
-from convzoo.deploy.export import ParityError, export_onnx, onnx_runner, torch_runner
+from convzoo.deploy.export import (ATOL, RTOL, ParityError, check_parity, export_onnx, onnx_runner,
+                                   reference_model, torch_runner)
 from convzoo.data.fashion_mnist import CLASS_NAMES, load
 from convzoo.deploy.image_classifier import ImageClassifier
 from convzoo.data.pipeline import model_input
@@ -75,14 +76,20 @@ def test_the_onnx_model_takes_raw_images_and_describes_itself(trained_vgg, in_se
     assert (probabilities.argmax(1) == logits.argmax(1)).all()
 
 
+def edit_output_bias(path, added, out):
+    """The ONNX graph at ``path`` with ``added`` (one value per class, or one for all) added to its output layer's
+    bias, saved to ``out``."""
+    graph = onnx.load(str(path))
+    [last_bias] = [t for t in graph.graph.initializer if list(t.dims) == [10]]
+    bias = onnx.numpy_helper.to_array(last_bias) + np.float32(added)
+    last_bias.CopyFrom(onnx.numpy_helper.from_array(bias, last_bias.name))
+    onnx.save(graph, str(out))
+    return out
+
+
 def test_an_altered_onnx_graph_fails_parity_and_marks_the_run(trained_vgg, in_session_store, splits, tmp_path):
     path = export_onnx(trained_vgg.model, trained_vgg.size, (1, 28, 28), tmp_path / "model.onnx")
-    graph = onnx.load(str(path))
-    [last_bias] = [t for t in graph.graph.initializer if list(t.dims) == [10]]  # the output layer's bias
-    bias = onnx.numpy_helper.to_array(last_bias).copy()
-    bias[0] += 5.0  # every image now leans towards class 0
-    last_bias.CopyFrom(onnx.numpy_helper.from_array(bias, last_bias.name))
-    onnx.save(graph, str(path))
+    edit_output_bias(path, np.eye(10, dtype=np.float32)[0] * 5.0, path)  # every image now leans towards class 0
     with mlflow.start_run() as run:
         with pytest.raises(ParityError, match="ONNX parity check failed: ONNX outputs differ from PyTorch beyond"):
             verify_and_log(trained_vgg.model, path, splits, trained_vgg.size, run.info.run_id)
@@ -94,6 +101,26 @@ def test_an_altered_onnx_graph_fails_parity_and_marks_the_run(trained_vgg, in_se
     result = CliRunner().invoke(cli, ["predict", "--run-id", run.info.run_id, "x.png"])
     assert result.exit_code == 1
     assert result.output == f"Error: run {run.info.run_id} has no verified ONNX model (parity: failed)\n"
+
+
+
+
+def test_parity_tolerance_is_on_the_scale_of_each_images_largest_logit(trained_vgg, splits, tmp_path):
+    # every logit moved by the same amount: the same probabilities and predictions, other logits
+    images, labels = splits.test_images[:1000], splits.test_labels[:1000]
+    path = export_onnx(trained_vgg.model, trained_vgg.size, (1, 28, 28), tmp_path / "model.onnx")
+    with torch.no_grad():
+        logits = reference_model(trained_vgg.model)(model_input(images, trained_vgg.size)).abs()
+    largest = logits.max(1).values
+    small = 0.5 * RTOL * largest.min().item()
+    assert (logits < (small - ATOL) / RTOL).any()  # some logit is near enough zero to miss its own rtol by far
+    report = check_parity(trained_vgg.model, edit_output_bias(path, small, tmp_path / "small.onnx"), images, labels,
+                          trained_vgg.size)
+    assert report.passed and report.max_abs_diff == pytest.approx(small, rel=0.05)
+    large = 2 * RTOL * largest.max().item()
+    report = check_parity(trained_vgg.model, edit_output_bias(path, large, tmp_path / "large.onnx"), images, labels,
+                          trained_vgg.size)
+    assert not report.passed and report.top1_agreement == 1.0  # the predictions agree, the logits do not
 
 
 def _write_pngs(splits, folder, count):

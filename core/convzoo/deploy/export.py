@@ -108,8 +108,8 @@ class ParityReport:
 
     def reason(self) -> str:
         if not self.within_tolerance:
-            return (f"ONNX outputs differ from PyTorch beyond rtol {RTOL:g} / atol {ATOL:g} "
-                    f"(max abs diff {self.max_abs_diff:.3g}, max rel diff {self.max_rel_diff:.3g})")
+            return (f"ONNX outputs differ from PyTorch beyond rtol {RTOL:g} (of each image's largest logit) / atol "
+                    f"{ATOL:g} (max abs diff {self.max_abs_diff:.3g}, max rel diff {self.max_rel_diff:.3g})")
         if self.decisive_disagreements:
             return (f"ONNX top-1 predictions differ from PyTorch on {self.decisive_disagreements} of {self.images} "
                     f"test images")
@@ -138,7 +138,7 @@ def check_parity(model: nn.Module, onnx_path: Path, images: torch.Tensor, labels
             significant = np.abs(expected) > ATOL
             if significant.any():
                 max_rel = max(max_rel, float((difference[significant] / np.abs(expected[significant])).max()))
-            within &= bool(np.all(difference <= ATOL + RTOL * np.abs(expected)))
+            within &= bool(np.all(difference <= tolerance(expected)))
             truth = labels[start:start + batch_size].numpy()
             agree += int((actual.argmax(1) == expected.argmax(1)).sum())
             decisive += decisive_flips(expected, actual)
@@ -149,13 +149,21 @@ def check_parity(model: nn.Module, onnx_path: Path, images: torch.Tensor, labels
                         decisive)
 
 
+def tolerance(expected: np.ndarray) -> np.ndarray:
+    """How far each image's ONNX logits may be from PyTorch's: ``ATOL + RTOL`` x the image's largest PyTorch logit
+    (N x 1). On the scale of the largest, not of each logit: the softmax reads them all on that scale, and a logit
+    near zero carries float32 rounding of the others' size (a trained GoogLeNet's differed by 1.6e-4, 1.7 % of that
+    logit, with every prediction the same)."""
+    return ATOL + RTOL * np.abs(expected).max(1, keepdims=True)
+
+
 def decisive_flips(expected: np.ndarray, actual: np.ndarray) -> int:
     """Images whose ONNX top-1 differs from PyTorch's where PyTorch's own logits tell the two classes apart by more
     than the tolerance (a near tie may flip either way by rounding)."""
     rows = np.arange(len(expected))
     ours, theirs = expected.argmax(1), actual.argmax(1)
     gap = expected[rows, ours] - expected[rows, theirs]
-    return int(np.sum((ours != theirs) & (gap > ATOL + RTOL * np.abs(expected[rows, ours]))))
+    return int(np.sum((ours != theirs) & (gap > tolerance(expected)[:, 0])))
 
 
 def _median_seconds(call: Callable[[], object], repeats: int) -> float:
