@@ -147,6 +147,8 @@ def test_a_generated_folder_passes_the_dataset_check_and_greyscale_is_detected(t
      "data set folder: {root}/test/dogs is a class train/ does not have; classes: circle, red, stripes"),
     (lambda root: (root / "train").rename(root / "training"),
      "data set folder: {root} has no train/ folder; the layout is DIR/train/<class>/<image>"),
+    (lambda root: root.rename(root.with_name("moved")),
+     "data set folder: data dir {root} is not a folder; give --data-dir DIR with DIR/train/<class>/<image>"),
 ])
 def test_bad_folders_are_one_line_errors_and_make_no_run(spoil, message, tmp_path, tracking_store, monkeypatch):
     monkeypatch.setenv("CONVZOO_CACHE_DIR", str(tmp_path / "cache"))

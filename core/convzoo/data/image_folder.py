@@ -26,6 +26,9 @@ def register_dataset(register) -> None:
 def class_folders(root: Path) -> list[str]:
     """The class names: ``root/train``'s sub-folders, sorted; each must hold an image."""
     train = root / "train"
+    if not root.is_dir():
+        raise ConvzooError(f"data set {NAME}: data dir {root} is not a folder; give --data-dir DIR with "
+                           f"DIR/train/<class>/<image>")
     if not train.is_dir():
         raise ConvzooError(f"data set {NAME}: {root} has no train/ folder; the layout is DIR/train/<class>/<image> "
                            f"(val/ and test/ alike, optional)")
