@@ -24,30 +24,33 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 # a validation split and early stopping (whose patience outlasts the run): the resumed run must hold out the same
-# images and carry the best epoch and its weights (best.pt) over the kill
+# images and carry the best epoch and its weights (best.pt) over the kill; AdamW, half an epoch of warm-up into
+# cosine (a kill at step 3 lands inside it) and gradient clipping must carry over too
 SLOW_RUN = ("--epochs", "2", "--limit-train-batches", "8", "--limit-eval-batches", "2", "--export", "false",
-            "--val-fraction", "0.1", "--early-stop", "5")
+            "--val-fraction", "0.1", "--early-stop", "5", "--optimizer", "adamw", "--weight-decay", "0.05",
+            "--schedule", "cosine", "--warmup-epochs", "0.5", "--clip-grad-norm", "0.5")
 EXACT = (*COMPARED, "val_loss", "val_acc", "best_epoch")
 
 
 @pytest.fixture(scope="module")
 def reference(plugin_sites, tmp_path_factory):
-    """``reference(precision)``: per-epoch metrics of the same run left alone, trained once per module."""
+    """``reference(precision, *more)``: per-epoch metrics of the same run (``more``: options over SLOW_RUN's) left
+    alone, trained once per module."""
     made = {}
 
-    def get(precision):
-        if precision not in made:
+    def get(precision, *more):
+        if (precision, *more) not in made:
             folder = tmp_path_factory.mktemp(f"reference-{precision}")
             uri = f"sqlite:///{folder / 'mlflow.db'}"
             env = {k: v for k, v in os.environ.items() if not k.startswith("CONVZOO_")}
             env.update(MLFLOW_TRACKING_URI=uri, PYTHONPATH=str(plugin_sites["convzoo-slownet"]))
             done = subprocess.run([sys.executable, "-m", "convzoo", "train", "slownet", *SLOW_RUN, "--precision",
-                                   precision], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+                                   precision, *more], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
             assert done.returncode == 0, done.stdout + done.stderr
             [run] = mlflow.MlflowClient(uri).search_runs(["0"])
-            made[precision] = history(uri, run.info.run_id, EXACT)
-            assert [step for step, _ in made[precision]["test_acc"]] == [1, 2]
-        return made[precision]
+            made[precision, *more] = history(uri, run.info.run_id, EXACT)
+            assert [step for step, _ in made[precision, *more]["test_acc"]] == [1, 2]
+        return made[precision, *more]
 
     return get
 
@@ -78,7 +81,10 @@ def test_sigkill_mid_epoch_then_resume_is_exact(store, reference):
 
 
 def test_sigkill_between_epochs_then_resume_is_exact(store, reference):
-    process = start(store, "train", "slownet", *SLOW_RUN, "--precision", "bf16", "--checkpoint-every", "0")
+    # after its warm-up a constant learning rate: epochs added on resume do not change epoch 2's (a cosine would
+    # anneal over the longer run)
+    constant = ("--schedule", "none")
+    process = start(store, "train", "slownet", *SLOW_RUN, "--precision", "bf16", "--checkpoint-every", "0", *constant)
     run_id = wait_for_checkpoint(store, process, 2, 0)
     process.kill()
     process.wait(timeout=30)
@@ -88,7 +94,7 @@ def test_sigkill_between_epochs_then_resume_is_exact(store, reference):
     assert "epoch 2, step 0/8" in resumed.stdout
     trained = history(store.uri, run_id, EXACT[:-1])  # a third epoch may be the best one
     assert {name: values[:2] for name, values in trained.items()} == {
-        name: reference("bf16")[name] for name in EXACT[:-1]}  # a constant learning rate
+        name: reference("bf16", *constant)[name] for name in EXACT[:-1]}
     assert [step for step, _ in trained["test_acc"]] == [1, 2, 3]
     [row] = [line.split() for line in CliRunner().invoke(cli, ["runs"]).output.splitlines() if line.startswith(run_id)]
     assert (row[3], row[-2]) == ("3", "FINISHED")

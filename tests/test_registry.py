@@ -28,7 +28,7 @@ def test_recipe_rejects_unknown_keys_and_bad_values():
         Recipe.from_mapping({"epoch": 1, "batch_size": 1, "lr": 1.0}, where="alexnet recipe 'fast'")
     with pytest.raises(ConvzooError, match="epochs must be a positive integer, got 0"):
         Recipe(epochs=0, batch_size=16, lr=0.001)
-    with pytest.raises(ConvzooError, match="unknown optimizer 'rmsprop'; choose one of: adam, sgd"):
+    with pytest.raises(ConvzooError, match="unknown optimizer 'rmsprop'; choose one of: adam, adamw, sgd"):
         Recipe(epochs=1, batch_size=16, lr=0.001, optimizer="rmsprop")
 
 

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from convzoo.errors import ConvzooError
 
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "onecycle")
 EARLY_STOP_METRICS = ("val_acc", "val_loss")
 SEED_RECIPE = "seed"  # the notebook's own settings: it trains on all the training images
@@ -28,12 +28,19 @@ class Recipe:
     batch_size: int = field(metadata=_help("Batch size (the global batch, over every process)."))
     lr: float = field(metadata=_help("Learning rate."))
     resize: int | None = field(default=None, metadata=_help("Input height and width (the seed's Resize)."))
-    optimizer: str = field(default="adam", metadata=_help(f"{' or '.join(OPTIMIZERS)}."))
+    optimizer: str = field(default="adam", metadata=_help(
+        f"{', '.join(OPTIMIZERS)} (adamw: Adam with decoupled weight decay, torch.optim.AdamW)."))
     momentum: float = field(default=0.9, metadata=_help("SGD momentum."))
-    weight_decay: float = field(default=0.0, metadata=_help("Weight decay."))
+    weight_decay: float = field(default=0.0, metadata=_help(
+        "Weight decay (L2 in the gradient for adam and sgd; decoupled, shrinking the weights, for adamw)."))
     schedule: str = field(default="none", metadata=_help(
         f"Learning-rate schedule: {', '.join(SCHEDULES)} (per step; onecycle warms up to lr over the first 30 %, "
         f"then anneals)."))
+    warmup_epochs: float = field(default=0.0, metadata=_help(
+        "Linear warm-up from lr/100 to lr over this many epochs (fractions allowed), then the schedule (cosine: "
+        "annealed over the rest of the run); 0: none. Not with onecycle, which warms up itself."))
+    clip_grad_norm: float = field(default=0.0, metadata=_help(
+        "Clip the gradients' total norm to this before each step (torch.nn.utils.clip_grad_norm_); 0: no clipping."))
     augment: bool = field(default=False, metadata=_help(
         "Random flip, resized crop and brightness/contrast jitter (true/false)."))
     flip_shift: bool = field(default=False, metadata=_help(
@@ -73,6 +80,14 @@ class Recipe:
             raise ConvzooError(f"val_fraction must be in [0, 1) (0: no validation split), got {self.val_fraction!r}")
         if not isinstance(self.early_stop, int) or isinstance(self.early_stop, bool) or self.early_stop < 0:
             raise ConvzooError(f"early_stop must be 0 (off) or a positive number of epochs, got {self.early_stop!r}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ConvzooError(f"warmup_epochs must be 0 (none) or more, and less than epochs ({self.epochs}), got "
+                               f"{self.warmup_epochs!r}")
+        if self.warmup_epochs and self.schedule == "onecycle":
+            raise ConvzooError("warmup_epochs cannot be used with schedule onecycle, which warms up itself; use "
+                               "schedule cosine or none")
+        if not self.clip_grad_norm >= 0:
+            raise ConvzooError(f"clip_grad_norm must be 0 (no clipping) or positive, got {self.clip_grad_norm!r}")
         if not self.min_delta >= 0:
             raise ConvzooError(f"min_delta must be 0 or positive, got {self.min_delta!r}")
         check_choice("early_stop_metric", self.early_stop_metric, EARLY_STOP_METRICS)

@@ -99,32 +99,50 @@ def autocast(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
+OPTIMIZER_CLASSES = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+WARMUP_START = 0.01  # of lr, where a warm-up starts (torchvision's reference recipes' lr_warmup_decay)
+
+
 def make_optimizer(model: nn.Module, hyper: Recipe) -> torch.optim.Optimizer:
-    """Adam or SGD with momentum, fused: one kernel updates every parameter (on a CPU about 10x faster than the
-    per-parameter loop, which costs AlexNet a third of its step)."""
+    """Adam, AdamW or SGD with momentum, fused: one kernel updates every parameter (on a CPU about 10x faster than
+    the per-parameter loop, which costs AlexNet a third of its step)."""
     if hyper.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=hyper.lr, momentum=hyper.momentum,
                                weight_decay=hyper.weight_decay, fused=True)
-    return torch.optim.Adam(model.parameters(), lr=hyper.lr, weight_decay=hyper.weight_decay, fused=True)
+    return OPTIMIZER_CLASSES[hyper.optimizer](model.parameters(), lr=hyper.lr, weight_decay=hyper.weight_decay,
+                                              fused=True)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, hyper: Recipe, steps: int):
+def warmup_steps(hyper: Recipe, steps_per_epoch: int) -> int:
+    """Steps of the linear warm-up: ``warmup_epochs`` of them, at least one when asked for."""
+    return max(1, round(hyper.warmup_epochs * steps_per_epoch)) if hyper.warmup_epochs else 0
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, hyper: Recipe, steps: int, warmup: int = 0):
     """Per step over the run's ``steps``: cosine decay to zero, one cycle (warm-up to ``lr``, then cosine annealing,
-    as ``torch.optim.lr_scheduler.OneCycleLR``), or a constant rate (None)."""
-    if hyper.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    as ``torch.optim.lr_scheduler.OneCycleLR``), or a constant rate (None); after ``warmup`` steps of linear
+    warm-up (``LinearLR``, then the rest in ``SequentialLR``) when asked."""
+    lr_scheduler = torch.optim.lr_scheduler
     if hyper.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hyper.lr, total_steps=steps)
-    return None
+        return lr_scheduler.OneCycleLR(optimizer, max_lr=hyper.lr, total_steps=steps)
+    if not warmup:
+        return lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps) if hyper.schedule == "cosine" else None
+    ramp = lr_scheduler.LinearLR(optimizer, start_factor=WARMUP_START, total_iters=warmup)
+    if hyper.schedule == "none":
+        return ramp  # at lr from its last step on
+    return lr_scheduler.SequentialLR(optimizer, [ramp, lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps - warmup)],
+                                     milestones=[warmup])
 
 
 def stretch_schedule(scheduler, steps: int) -> None:
-    """Make a loaded schedule end after ``steps`` (a resumed run may have been given more epochs); one cycle keeps
-    its warm-up and anneals over the longer run."""
+    """Make a loaded schedule end after ``steps`` (a resumed run may have been given more epochs); one cycle, and a
+    warm-up, keep their warm-up and anneal over the longer run."""
     if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
         scheduler.total_steps = steps
         scheduler._schedule_phases[-1]["end_step"] = steps - 1  # OneCycleLR fixes its phases when it is made
-    else:
+    elif isinstance(scheduler, torch.optim.lr_scheduler.SequentialLR):
+        scheduler._schedulers[-1].T_max = steps - scheduler._milestones[0]
+    elif isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
         scheduler.T_max = steps
 
 
@@ -185,7 +203,8 @@ class Trainer:
         self.hyper, self.precision, self.device = hyper, precision, train.device
         self.callbacks = CallbackList(callbacks)
         self.optimizer = make_optimizer(model, hyper)
-        self.scheduler = make_scheduler(self.optimizer, hyper, hyper.epochs * len(train))
+        self.scheduler = make_scheduler(self.optimizer, hyper, hyper.epochs * len(train),
+                                        warmup_steps(hyper, len(train)))
         self.state = LoopState()
         self.state.start_epoch(self.device)
         self.batches: EpochBatches | None = None
@@ -276,6 +295,8 @@ class Trainer:
                 loss, loss_sum = self._loss(output, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if self.hyper.clip_grad_norm:
+                nn.utils.clip_grad_norm_(model.parameters(), self.hyper.clip_grad_norm)
             optimizer.step()
             if self.scheduler:
                 self.scheduler.step()

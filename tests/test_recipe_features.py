@@ -1,0 +1,92 @@
+"""What each modern recipe feature does to training: AdamW's decoupled weight decay, the linear warm-up into the
+schedule, gradient-norm clipping. (Each is also in the exact-resume tests of test_durable_runs.py.)"""
+import pytest
+import torch
+from click.testing import CliRunner
+
+from convzoo.cli.app import cli
+from convzoo.data.fashion_mnist import load
+from convzoo.data.pipeline import BatchLoader
+from convzoo.recipes import Recipe
+from convzoo.training.trainer import Trainer, make_optimizer, make_scheduler, stretch_schedule, warmup_steps
+
+
+def recipe(**settings):
+    return Recipe(**{"epochs": 5, "batch_size": 16, "lr": 0.1, **settings})
+
+
+def test_adamw_shrinks_the_weights_apart_from_the_gradient_and_adam_adds_decay_to_it():
+    after = {}
+    for name in ("adam", "adamw"):
+        layer = torch.nn.Linear(3, 3)
+        torch.nn.init.ones_(layer.weight)
+        optimizer = make_optimizer(layer, recipe(optimizer=name, weight_decay=0.5))
+        for parameter in layer.parameters():
+            parameter.grad = torch.zeros_like(parameter)
+        optimizer.step()
+        after[name] = layer.weight.detach()
+    # AdamW: w - lr * decay * w, untouched by Adam's normalisation; Adam: the decay is a gradient, normalised to lr
+    assert torch.allclose(after["adamw"], torch.full((3, 3), 1 - 0.1 * 0.5))
+    assert torch.allclose(after["adam"], torch.full((3, 3), 1 - 0.1), atol=1e-6)
+
+
+def rates(scheduler, optimizer, steps):
+    seen = []
+    for _ in range(steps):
+        optimizer.step()
+        scheduler.step()
+        seen.append(optimizer.param_groups[0]["lr"])
+    return seen
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "none"])
+def test_warmup_rises_linearly_to_lr_then_follows_the_schedule_and_stretches_on_resume(schedule):
+    hyper = recipe(schedule=schedule, warmup_epochs=0.5)
+    assert warmup_steps(hyper, 40) == 20
+    optimizer = make_optimizer(torch.nn.Linear(2, 2), hyper)
+    scheduler = make_scheduler(optimizer, hyper, 100, warmup_steps(hyper, 40))
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.001)  # the first step at lr / 100
+    seen = rates(scheduler, optimizer, 100)
+    ramp = [0.001 + (0.1 - 0.001) * step / 20 for step in range(1, 21)]
+    assert seen[:20] == pytest.approx(ramp)  # linear, reaching lr at the end of the warm-up
+    if schedule == "none":
+        assert seen[20:] == pytest.approx([0.1] * 80)
+        return
+    assert seen[20:] == sorted(seen[20:], reverse=True) and seen[-1] < 1e-9  # annealed over the other 80 steps
+    optimizer = make_optimizer(torch.nn.Linear(2, 2), hyper)
+    scheduler = make_scheduler(optimizer, hyper, 100, 20)
+    rates(scheduler, optimizer, 50)
+    stretch_schedule(scheduler, 200)  # --epochs raised on resume: the cosine part ends at the new end
+    rest = rates(scheduler, optimizer, 150)
+    assert rest == sorted(rest, reverse=True) and rest[-1] < 1e-9 < rest[-2]
+
+
+def test_gradient_clipping_bounds_every_step_of_a_real_training_epoch():
+    splits = load()
+    moved = {}
+    for clip in (0.0, 1e-3):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                    torch.nn.Linear(4 * 26 * 26, 10))
+        start = torch.nn.utils.parameters_to_vector(model.parameters()).detach().clone()
+        loaders = [BatchLoader(images, labels, 16, 28, torch.device("cpu"), shuffle=False, limit_batches=3)
+                   for images, labels in ((splits.train_images, splits.train_labels),
+                                          (splits.test_images, splits.test_labels))]
+        hyper = Recipe(epochs=1, batch_size=16, lr=1.0, optimizer="sgd", momentum=0.0, clip_grad_norm=clip)
+        Trainer(model, *loaders, hyper, "fp32").fit()
+        moved[clip] = (torch.nn.utils.parameters_to_vector(model.parameters()) - start).norm().item()
+    # SGD at lr 1: each of the 3 steps moves the weights by the clipped gradient, at most 1e-3 each
+    assert 0 < moved[1e-3] <= 3 * 1e-3 * 1.0001 and moved[0.0] > 100 * moved[1e-3]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--warmup-epochs", "3", "--epochs", "2"],
+     "Error: warmup_epochs must be 0 (none) or more, and less than epochs (2), got 3.0"),
+    (["--warmup-epochs", "1", "--schedule", "onecycle"],
+     "Error: warmup_epochs cannot be used with schedule onecycle, which warms up itself; use schedule cosine or none"),
+    (["--clip-grad-norm", "-1"], "Error: clip_grad_norm must be 0 (no clipping) or positive, got -1.0"),
+    (["--optimizer", "adamax"], "Error: unknown optimizer 'adamax'; choose one of: adam, adamw, sgd"),
+])
+def test_bad_feature_settings_are_one_line_errors(args, message, tracking_store):
+    result = CliRunner().invoke(cli, ["train", "vgg", *args])
+    assert result.exit_code == 1 and result.output == message + "\n"
