@@ -1,5 +1,6 @@
 """What each modern recipe feature does to training: AdamW's decoupled weight decay, the linear warm-up into the
-schedule, gradient-norm clipping. (Each is also in the exact-resume tests of test_durable_runs.py.)"""
+schedule, gradient-norm clipping, mixup and CutMix. (Each is also in the exact-resume tests of
+test_durable_runs.py.)"""
 import pytest
 import torch
 from click.testing import CliRunner
@@ -86,7 +87,48 @@ def test_gradient_clipping_bounds_every_step_of_a_real_training_epoch():
      "Error: warmup_epochs cannot be used with schedule onecycle, which warms up itself; use schedule cosine or none"),
     (["--clip-grad-norm", "-1"], "Error: clip_grad_norm must be 0 (no clipping) or positive, got -1.0"),
     (["--optimizer", "adamax"], "Error: unknown optimizer 'adamax'; choose one of: adam, adamw, sgd"),
+    (["--mixup-alpha", "0"], "Error: mixup_alpha must be > 0 (leave it unset for none), got 0.0"),
+    (["--cutmix-alpha", "-1"], "Error: cutmix_alpha must be > 0 (leave it unset for none), got -1.0"),
+    (["--mix-prob", "1.5"], "Error: mix_prob must be in (0, 1], got 1.5"),
 ])
 def test_bad_feature_settings_are_one_line_errors(args, message, tracking_store):
     result = CliRunner().invoke(cli, ["train", "vgg", *args])
     assert result.exit_code == 1 and result.output == message + "\n"
+
+
+def mixing_trainer(**settings):
+    splits = load()
+    loader = BatchLoader(splits.train_images, splits.train_labels, 16, 28, torch.device("cpu"), shuffle=False,
+                         limit_batches=1)
+    hyper = Recipe(epochs=1, batch_size=16, lr=0.1, **settings)
+    return Trainer(torch.nn.Linear(784, 10), loader, loader, hyper, "fp32", num_classes=10), next(iter(loader))
+
+
+def test_mixup_blends_each_image_with_the_next_by_the_weight_its_soft_label_carries():
+    trainer, (images, labels) = mixing_trainer(mixup_alpha=0.4)
+    torch.manual_seed(1)
+    mixed, targets = trainer.mixed(images, labels)
+    rolled = labels.roll(1)
+    for row in torch.nonzero(labels != rolled).flatten().tolist():
+        weight = targets[row, labels[row]].item()
+        assert 0 < weight < 1 and targets[row, rolled[row]].item() == pytest.approx(1 - weight)
+        assert torch.allclose(mixed[row], weight * images[row] + (1 - weight) * images.roll(1, 0)[row], atol=1e-6)
+
+
+def test_cutmix_pastes_a_box_of_the_next_image_and_weights_the_labels_by_its_area():
+    trainer, (_, labels) = mixing_trainer(cutmix_alpha=1.0)
+    torch.manual_seed(3)
+    images = torch.rand(16, 1, 28, 28)  # no pixel equal to its neighbour's (Fashion-MNIST's black ones are)
+    mixed, targets = trainer.mixed(images, labels)
+    own, other = mixed == images, mixed == images.roll(1, 0)
+    assert bool((own | other).all())  # every pixel is the image's own or its neighbour's
+    pasted = (~own).float().mean().item()  # one box, the same for the whole batch
+    row = torch.nonzero(labels != labels.roll(1)).flatten()[0].item()
+    assert 0 < pasted < 1 and targets[row, labels.roll(1)[row]].item() == pytest.approx(pasted)
+
+
+def test_mix_prob_mixes_about_that_share_of_the_batches():
+    trainer, (images, labels) = mixing_trainer(mixup_alpha=0.4, cutmix_alpha=1.0, mix_prob=0.3)
+    torch.manual_seed(0)
+    mixed = sum(trainer.mixed(images, labels)[1].dim() == 2 for _ in range(400))
+    assert 80 <= mixed <= 160  # 120 expected; the others keep their images and integer labels

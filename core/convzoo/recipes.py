@@ -39,6 +39,14 @@ class Recipe:
     warmup_epochs: float = field(default=0.0, metadata=_help(
         "Linear warm-up from lr/100 to lr over this many epochs (fractions allowed), then the schedule (cosine: "
         "annealed over the rest of the run); 0: none. Not with onecycle, which warms up itself."))
+    mixup_alpha: float | None = field(default=None, metadata=_help(
+        "Mixup (torchvision.transforms.v2.MixUp): each batch blended with itself shifted by one image, by a ratio "
+        "drawn from Beta(alpha, alpha), the labels alike; > 0, unset: no mixup."))
+    cutmix_alpha: float | None = field(default=None, metadata=_help(
+        "CutMix (torchvision.transforms.v2.CutMix): a box of the shifted batch pasted in, the labels mixed by its "
+        "area; > 0, unset: no CutMix. With mixup_alpha too, each batch gets one of the two at random."))
+    mix_prob: float = field(default=1.0, metadata=_help(
+        "The chance that a batch is mixed (mixup or CutMix), in (0, 1]."))
     clip_grad_norm: float = field(default=0.0, metadata=_help(
         "Clip the gradients' total norm to this before each step (torch.nn.utils.clip_grad_norm_); 0: no clipping."))
     augment: bool = field(default=False, metadata=_help(
@@ -86,6 +94,12 @@ class Recipe:
         if self.warmup_epochs and self.schedule == "onecycle":
             raise ConvzooError("warmup_epochs cannot be used with schedule onecycle, which warms up itself; use "
                                "schedule cosine or none")
+        for name in ("mixup_alpha", "cutmix_alpha"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConvzooError(f"{name} must be > 0 (leave it unset for none), got {value!r}")
+        if not 0 < self.mix_prob <= 1:
+            raise ConvzooError(f"mix_prob must be in (0, 1], got {self.mix_prob!r}")
         if not self.clip_grad_norm >= 0:
             raise ConvzooError(f"clip_grad_norm must be 0 (no clipping) or positive, got {self.clip_grad_norm!r}")
         if not self.min_delta >= 0:

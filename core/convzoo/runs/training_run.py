@@ -168,7 +168,8 @@ class TrackedTraining:
         self.early_stop = early_stopping(config, self.path.with_name(BEST_FILE), self._upload("best-checkpoint"),
                                          self.echo)
         trainer = Trainer(ready.model, ready.train_loader, ready.test_loader, config.hyper, ready.precision,
-                          world=self.world, val=ready.val_loader, callbacks=[*self.early_stop,
+                          world=self.world, val=ready.val_loader, num_classes=ready.dataset.num_classes,
+                          callbacks=[*self.early_stop,
             self._checkpointer(), run_log.MetricsLogger(self.outbox, self.run_id, epoch_log),
             ConsoleOutput(self.echo, epoch_log),
             run_log.StuckAtChance(self.arch.name, self.dataset.num_classes, self._tag, self.echo), hooks,
@@ -259,7 +260,8 @@ def train_untracked(ready: Prepared, config: TrainConfig, world: World, callback
                     resume: Resume | None, arch: Architecture) -> TrainResult:
     """A rank other than 0: the same training steps and collectives, nothing tracked, written or printed."""
     trainer = Trainer(ready.model, ready.train_loader, ready.test_loader, config.hyper, ready.precision, world=world,
-                      val=ready.val_loader, callbacks=[*early_stopping(config, None),
+                      val=ready.val_loader, num_classes=ready.dataset.num_classes,
+                      callbacks=[*early_stopping(config, None),
                                                        checkpoint.Checkpointer(None, config.checkpoint_every, {}),
                                                        *callbacks])
     if resume:

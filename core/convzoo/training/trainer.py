@@ -113,6 +113,18 @@ def make_optimizer(model: nn.Module, hyper: Recipe) -> torch.optim.Optimizer:
                                               fused=True)
 
 
+def make_mixing(hyper: Recipe, num_classes: int):
+    """torchvision's batch mixing the recipe asks for (``v2.MixUp``, ``v2.CutMix``, or one of them at random per
+    batch), or None. It draws from torch's global generator, which every checkpoint saves."""
+    from torchvision.transforms import v2
+
+    mixes = [mix(alpha=alpha, num_classes=num_classes)
+             for mix, alpha in ((v2.MixUp, hyper.mixup_alpha), (v2.CutMix, hyper.cutmix_alpha)) if alpha is not None]
+    if not mixes:
+        return None
+    return mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
+
+
 def warmup_steps(hyper: Recipe, steps_per_epoch: int) -> int:
     """Steps of the linear warm-up: ``warmup_epochs`` of them, at least one when asked for."""
     return max(1, round(hyper.warmup_epochs * steps_per_epoch)) if hyper.warmup_epochs else 0
@@ -193,10 +205,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 class Trainer:
-    """Trains ``model`` for ``hyper.epochs``, calling ``callbacks``; ``state_dict()`` is everything it knows."""
+    """Trains ``model`` for ``hyper.epochs``, calling ``callbacks``; ``state_dict()`` is everything it knows.
+    ``num_classes``: the data's, over which mixup and CutMix mix the labels (needed only when the recipe mixes)."""
 
     def __init__(self, model: nn.Module, train: BatchLoader, test: BatchLoader, hyper: Recipe, precision: str,
-                 callbacks: list[Callback] = (), world: World = SINGLE, val: BatchLoader | None = None) -> None:
+                 callbacks: list[Callback] = (), world: World = SINGLE, val: BatchLoader | None = None,
+                 num_classes: int | None = None) -> None:
         self.model, self.train_loader, self.test_loader, self.val_loader = model, train, test, val
         self.world = world
         self.parallel_model = world.wrap(model)  # what trains; ``model`` itself evaluates and is saved
@@ -205,6 +219,7 @@ class Trainer:
         self.optimizer = make_optimizer(model, hyper)
         self.scheduler = make_scheduler(self.optimizer, hyper, hyper.epochs * len(train),
                                         warmup_steps(hyper, len(train)))
+        self.mixing = make_mixing(hyper, num_classes)
         self.state = LoopState()
         self.state.start_epoch(self.device)
         self.batches: EpochBatches | None = None
@@ -290,9 +305,10 @@ class Trainer:
         model.train()
         start = time.perf_counter() - state.train_seconds
         for images, labels in self.batches:
+            images, targets = self.mixed(images, labels)
             with autocast(self.device, self.precision):
                 output = self.parallel_model(images)
-                loss, loss_sum = self._loss(output, labels)
+                loss, loss_sum = self._loss(output, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.hyper.clip_grad_norm:
@@ -308,6 +324,13 @@ class Trainer:
             self.callbacks.on_step_end(self)
         state.loss_sum.item()  # waits for the device's last step before the clock stops
         state.train_seconds = time.perf_counter() - start
+
+    def mixed(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch and what the loss compares with: mixed, with the labels as mixed probabilities, with chance
+        ``mix_prob`` when the recipe mixes; else the batch and its labels. Train accuracy stays on the labels."""
+        if self.mixing is None or torch.rand(()).item() >= self.hyper.mix_prob:
+            return images, labels
+        return self.mixing(images, labels)
 
     def _loss(self, output: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The loss to differentiate and its sum over the batch. Under several processes the local sum is scaled so
