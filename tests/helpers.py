@@ -231,3 +231,13 @@ class ModelServer:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
+
+
+def rates(scheduler, optimizer, steps: int) -> list[float]:
+    """The learning rate after each of ``steps`` optimizer and scheduler steps."""
+    seen = []
+    for _ in range(steps):
+        optimizer.step()
+        scheduler.step()
+        seen.append(optimizer.param_groups[0]["lr"])
+    return seen

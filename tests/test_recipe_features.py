@@ -4,6 +4,7 @@ test_durable_runs.py.)"""
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import rates
 
 from convzoo.cli.app import cli
 from convzoo.data.fashion_mnist import load
@@ -29,15 +30,6 @@ def test_adamw_shrinks_the_weights_apart_from_the_gradient_and_adam_adds_decay_t
     # AdamW: w - lr * decay * w, untouched by Adam's normalisation; Adam: the decay is a gradient, normalised to lr
     assert torch.allclose(after["adamw"], torch.full((3, 3), 1 - 0.1 * 0.5))
     assert torch.allclose(after["adam"], torch.full((3, 3), 1 - 0.1), atol=1e-6)
-
-
-def rates(scheduler, optimizer, steps):
-    seen = []
-    for _ in range(steps):
-        optimizer.step()
-        scheduler.step()
-        seen.append(optimizer.param_groups[0]["lr"])
-    return seen
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "none"])

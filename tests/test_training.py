@@ -7,6 +7,7 @@ import mlflow.pytorch
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import rates
 
 from convzoo import hookimpl, list_architectures
 from convzoo.cli.app import cli
@@ -287,24 +288,15 @@ def test_onecycle_warms_up_to_the_recipe_lr_then_anneals_and_stretches_on_resume
     from convzoo.training.trainer import make_optimizer, make_scheduler, stretch_schedule
 
     hyper = Recipe(epochs=1, batch_size=1, lr=0.01, schedule="onecycle")
-
-    def stepped(scheduler, optimizer, steps):
-        rates = []
-        for _ in range(steps):
-            optimizer.step()
-            scheduler.step()
-            rates.append(optimizer.param_groups[0]["lr"])
-        return rates
-
     optimizer = make_optimizer(torch.nn.Linear(2, 2), hyper)
-    rates = stepped(make_scheduler(optimizer, hyper, 100), optimizer, 100)
-    assert max(rates) == pytest.approx(0.01) and 25 <= rates.index(max(rates)) <= 30  # 30 % warm-up
-    assert rates[0] < 0.001 and rates[-1] < 1e-5  # annealed to a thousandth of lr
+    seen = rates(make_scheduler(optimizer, hyper, 100), optimizer, 100)
+    assert max(seen) == pytest.approx(0.01) and 25 <= seen.index(max(seen)) <= 30  # 30 % warm-up
+    assert seen[0] < 0.001 and seen[-1] < 1e-5  # annealed to a thousandth of lr
     optimizer = make_optimizer(torch.nn.Linear(2, 2), hyper)
     scheduler = make_scheduler(optimizer, hyper, 50)
-    first = stepped(scheduler, optimizer, 40)
+    first = rates(scheduler, optimizer, 40)
     stretch_schedule(scheduler, 100)  # --epochs raised on resume: 60 more steps, annealing to the new end
-    rest = stepped(scheduler, optimizer, 60)
+    rest = rates(scheduler, optimizer, 60)
     assert max(first) == pytest.approx(0.01)  # the warm-up is kept
     assert rest[:-1] == sorted(rest[:-1], reverse=True) and rest[-1] < 1e-5 < rest[0]  # annealing, over the longer run
 
