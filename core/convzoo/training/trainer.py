@@ -116,12 +116,12 @@ def make_optimizer(model: nn.Module, hyper: Recipe) -> torch.optim.Optimizer:
 def make_mixing(hyper: Recipe, num_classes: int):
     """torchvision's batch mixing the recipe asks for (``v2.MixUp``, ``v2.CutMix``, or one of them at random per
     batch), or None. It draws from torch's global generator, which every checkpoint saves."""
+    if hyper.mixup_alpha is None and hyper.cutmix_alpha is None:
+        return None
     from torchvision.transforms import v2
 
     mixes = [mix(alpha=alpha, num_classes=num_classes)
              for mix, alpha in ((v2.MixUp, hyper.mixup_alpha), (v2.CutMix, hyper.cutmix_alpha)) if alpha is not None]
-    if not mixes:
-        return None
     return mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
 
 
