@@ -25,11 +25,11 @@ BIN = Path(sys.executable).parent
 
 # a validation split and early stopping (whose patience outlasts the run): the resumed run must hold out the same
 # images and carry the best epoch and its weights (best.pt) over the kill; AdamW, half an epoch of warm-up into
-# cosine (a kill at step 3 lands inside it), gradient clipping and random mixup / CutMix must carry over too
+# cosine (a kill at step 3 lands inside it), gradient clipping, random erasing and mixup / CutMix must carry over
 SLOW_RUN = ("--epochs", "2", "--limit-train-batches", "8", "--limit-eval-batches", "2", "--export", "false",
             "--val-fraction", "0.1", "--early-stop", "5", "--optimizer", "adamw", "--weight-decay", "0.05",
             "--schedule", "cosine", "--warmup-epochs", "0.5", "--clip-grad-norm", "0.5", "--mixup-alpha", "0.4",
-            "--cutmix-alpha", "1.0", "--mix-prob", "0.7")
+            "--cutmix-alpha", "1.0", "--mix-prob", "0.7", "--random-erasing", "0.5")
 EXACT = (*COMPARED, "val_loss", "val_acc", "best_epoch")
 
 

@@ -1,5 +1,5 @@
 """What each modern recipe feature does to training: AdamW's decoupled weight decay, the linear warm-up into the
-schedule, gradient-norm clipping, mixup and CutMix. (Each is also in the exact-resume tests of
+schedule, gradient-norm clipping, random erasing, mixup and CutMix. (Each is also in the exact-resume tests of
 test_durable_runs.py.)"""
 import pytest
 import torch
@@ -82,6 +82,7 @@ def test_gradient_clipping_bounds_every_step_of_a_real_training_epoch():
     (["--mixup-alpha", "0"], "Error: mixup_alpha must be > 0 (leave it unset for none), got 0.0"),
     (["--cutmix-alpha", "-1"], "Error: cutmix_alpha must be > 0 (leave it unset for none), got -1.0"),
     (["--mix-prob", "1.5"], "Error: mix_prob must be in (0, 1], got 1.5"),
+    (["--random-erasing", "2"], "Error: random_erasing must be in [0, 1] (the chance per image; 0: none), got 2.0"),
 ])
 def test_bad_feature_settings_are_one_line_errors(args, message, tracking_store):
     result = CliRunner().invoke(cli, ["train", "vgg", *args])
@@ -99,7 +100,7 @@ def mixing_trainer(**settings):
 def test_mixup_blends_each_image_with_the_next_by_the_weight_its_soft_label_carries():
     trainer, (images, labels) = mixing_trainer(mixup_alpha=0.4)
     torch.manual_seed(1)
-    mixed, targets = trainer.mixed(images, labels)
+    mixed, targets = trainer.transformed(images, labels)
     rolled = labels.roll(1)
     for row in torch.nonzero(labels != rolled).flatten().tolist():
         weight = targets[row, labels[row]].item()
@@ -111,7 +112,7 @@ def test_cutmix_pastes_a_box_of_the_next_image_and_weights_the_labels_by_its_are
     trainer, (_, labels) = mixing_trainer(cutmix_alpha=1.0)
     torch.manual_seed(3)
     images = torch.rand(16, 1, 28, 28)  # no pixel equal to its neighbour's (Fashion-MNIST's black ones are)
-    mixed, targets = trainer.mixed(images, labels)
+    mixed, targets = trainer.transformed(images, labels)
     own, other = mixed == images, mixed == images.roll(1, 0)
     assert bool((own | other).all())  # every pixel is the image's own or its neighbour's
     pasted = (~own).float().mean().item()  # one box, the same for the whole batch
@@ -122,5 +123,24 @@ def test_cutmix_pastes_a_box_of_the_next_image_and_weights_the_labels_by_its_are
 def test_mix_prob_mixes_about_that_share_of_the_batches():
     trainer, (images, labels) = mixing_trainer(mixup_alpha=0.4, cutmix_alpha=1.0, mix_prob=0.3)
     torch.manual_seed(0)
-    mixed = sum(trainer.mixed(images, labels)[1].dim() == 2 for _ in range(400))
+    mixed = sum(trainer.transformed(images, labels)[1].dim() == 2 for _ in range(400))
     assert 80 <= mixed <= 160  # 120 expected; the others keep their images and integer labels
+
+
+def test_random_erasing_blacks_out_one_box_per_image_with_its_chance():
+    trainer, (_, labels) = mixing_trainer(random_erasing=1.0)
+    torch.manual_seed(0)
+    images = torch.rand(16, 1, 28, 28) + 0.01  # no pixel is black before
+    erased, targets = trainer.transformed(images, labels)
+    assert targets is labels  # erasing alone leaves the labels as they are
+    boxes = []
+    for before, after in zip(images, erased):
+        rows, columns = torch.nonzero(after[0] == 0, as_tuple=True)
+        assert len(rows) and torch.equal(after[after != 0], before[after != 0])  # the rest untouched
+        box = (rows.min().item(), rows.max().item(), columns.min().item(), columns.max().item())
+        assert len(rows) == (box[1] - box[0] + 1) * (box[3] - box[2] + 1)  # one filled rectangle
+        boxes.append(box)
+    assert len(set(boxes)) > 1  # a box of its own for each image, not one for the batch
+    trainer, _ = mixing_trainer(random_erasing=0.25)
+    erased, _ = trainer.transformed(torch.rand(400, 1, 28, 28) + 0.01, torch.zeros(400, dtype=torch.long))
+    assert 60 <= int((erased == 0).flatten(1).any(1).sum()) <= 140  # about a quarter of the images

@@ -39,6 +39,9 @@ class Recipe:
     warmup_epochs: float = field(default=0.0, metadata=_help(
         "Linear warm-up from lr/100 to lr over this many epochs (fractions allowed), then the schedule (cosine: "
         "annealed over the rest of the run); 0: none. Not with onecycle, which warms up itself."))
+    random_erasing: float = field(default=0.0, metadata=_help(
+        "The chance that each training image gets a random box erased to black (torchvision.transforms.v2."
+        "RandomErasing, per image), in [0, 1]; 0: none."))
     mixup_alpha: float | None = field(default=None, metadata=_help(
         "Mixup (torchvision.transforms.v2.MixUp): each batch blended with itself shifted by one image, by a ratio "
         "drawn from Beta(alpha, alpha), the labels alike; > 0, unset: no mixup."))
@@ -98,6 +101,9 @@ class Recipe:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConvzooError(f"{name} must be > 0 (leave it unset for none), got {value!r}")
+        if not 0 <= self.random_erasing <= 1:
+            raise ConvzooError(f"random_erasing must be in [0, 1] (the chance per image; 0: none), got "
+                               f"{self.random_erasing!r}")
         if not 0 < self.mix_prob <= 1:
             raise ConvzooError(f"mix_prob must be in (0, 1], got {self.mix_prob!r}")
         if not self.clip_grad_norm >= 0:

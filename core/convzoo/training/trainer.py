@@ -125,6 +125,15 @@ def make_mixing(hyper: Recipe, num_classes: int):
     return mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
 
 
+def make_erasing(hyper: Recipe):
+    """torchvision's random erasing for one image, with the recipe's chance, or None."""
+    if not hyper.random_erasing:
+        return None
+    from torchvision.transforms import v2
+
+    return v2.RandomErasing(p=hyper.random_erasing, value=0)
+
+
 def warmup_steps(hyper: Recipe, steps_per_epoch: int) -> int:
     """Steps of the linear warm-up: ``warmup_epochs`` of them, at least one when asked for."""
     return max(1, round(hyper.warmup_epochs * steps_per_epoch)) if hyper.warmup_epochs else 0
@@ -219,7 +228,7 @@ class Trainer:
         self.optimizer = make_optimizer(model, hyper)
         self.scheduler = make_scheduler(self.optimizer, hyper, hyper.epochs * len(train),
                                         warmup_steps(hyper, len(train)))
-        self.mixing = make_mixing(hyper, num_classes)
+        self.erasing, self.mixing = make_erasing(hyper), make_mixing(hyper, num_classes)
         self.state = LoopState()
         self.state.start_epoch(self.device)
         self.batches: EpochBatches | None = None
@@ -305,7 +314,7 @@ class Trainer:
         model.train()
         start = time.perf_counter() - state.train_seconds
         for images, labels in self.batches:
-            images, targets = self.mixed(images, labels)
+            images, targets = self.transformed(images, labels)
             with autocast(self.device, self.precision):
                 output = self.parallel_model(images)
                 loss, loss_sum = self._loss(output, targets)
@@ -325,9 +334,12 @@ class Trainer:
         state.loss_sum.item()  # waits for the device's last step before the clock stops
         state.train_seconds = time.perf_counter() - start
 
-    def mixed(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch and what the loss compares with: mixed, with the labels as mixed probabilities, with chance
-        ``mix_prob`` when the recipe mixes; else the batch and its labels. Train accuracy stays on the labels."""
+    def transformed(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch and what the loss compares with, as the recipe asks: each image's random erasing, then with
+        chance ``mix_prob`` mixup or CutMix (the labels then mixed probabilities); else the labels. Train accuracy
+        stays on the labels. Every draw is from torch's generator, which the checkpoint saves."""
+        if self.erasing is not None:
+            images = torch.stack([self.erasing(image) for image in images])  # on a batch: one box for all
         if self.mixing is None or torch.rand(()).item() >= self.hyper.mix_prob:
             return images, labels
         return self.mixing(images, labels)
