@@ -13,6 +13,11 @@ from convzoo.recipes import Recipe
 from convzoo.training.trainer import Trainer, make_optimizer, make_scheduler, stretch_schedule, warmup_steps
 
 
+@pytest.fixture(scope="module")
+def fashion():
+    return load()
+
+
 def recipe(**settings):
     return Recipe(**{"epochs": 5, "batch_size": 16, "lr": 0.1, **settings})
 
@@ -54,8 +59,7 @@ def test_warmup_rises_linearly_to_lr_then_follows_the_schedule_and_stretches_on_
     assert rest == sorted(rest, reverse=True) and rest[-1] < 1e-9 < rest[-2]
 
 
-def test_gradient_clipping_bounds_every_step_of_a_real_training_epoch():
-    splits = load()
+def test_gradient_clipping_bounds_every_step_of_a_real_training_epoch(fashion):
     moved = {}
     for clip in (0.0, 1e-3):
         torch.manual_seed(0)
@@ -63,8 +67,8 @@ def test_gradient_clipping_bounds_every_step_of_a_real_training_epoch():
                                     torch.nn.Linear(4 * 26 * 26, 10))
         start = torch.nn.utils.parameters_to_vector(model.parameters()).detach().clone()
         loaders = [BatchLoader(images, labels, 16, 28, torch.device("cpu"), shuffle=False, limit_batches=3)
-                   for images, labels in ((splits.train_images, splits.train_labels),
-                                          (splits.test_images, splits.test_labels))]
+                   for images, labels in ((fashion.train_images, fashion.train_labels),
+                                          (fashion.test_images, fashion.test_labels))]
         hyper = Recipe(epochs=1, batch_size=16, lr=1.0, optimizer="sgd", momentum=0.0, clip_grad_norm=clip)
         Trainer(model, *loaders, hyper, "fp32").fit()
         moved[clip] = (torch.nn.utils.parameters_to_vector(model.parameters()) - start).norm().item()
@@ -89,16 +93,15 @@ def test_bad_feature_settings_are_one_line_errors(args, message, tracking_store)
     assert result.exit_code == 1 and result.output == message + "\n"
 
 
-def mixing_trainer(**settings):
-    splits = load()
+def mixing_trainer(splits, **settings):
     loader = BatchLoader(splits.train_images, splits.train_labels, 16, 28, torch.device("cpu"), shuffle=False,
                          limit_batches=1)
     hyper = Recipe(epochs=1, batch_size=16, lr=0.1, **settings)
     return Trainer(torch.nn.Linear(784, 10), loader, loader, hyper, "fp32", num_classes=10), next(iter(loader))
 
 
-def test_mixup_blends_each_image_with_the_next_by_the_weight_its_soft_label_carries():
-    trainer, (images, labels) = mixing_trainer(mixup_alpha=0.4)
+def test_mixup_blends_each_image_with_the_next_by_the_weight_its_soft_label_carries(fashion):
+    trainer, (images, labels) = mixing_trainer(fashion, mixup_alpha=0.4)
     torch.manual_seed(1)
     mixed, targets = trainer.transformed(images, labels)
     rolled = labels.roll(1)
@@ -108,8 +111,8 @@ def test_mixup_blends_each_image_with_the_next_by_the_weight_its_soft_label_carr
         assert torch.allclose(mixed[row], weight * images[row] + (1 - weight) * images.roll(1, 0)[row], atol=1e-6)
 
 
-def test_cutmix_pastes_a_box_of_the_next_image_and_weights_the_labels_by_its_area():
-    trainer, (_, labels) = mixing_trainer(cutmix_alpha=1.0)
+def test_cutmix_pastes_a_box_of_the_next_image_and_weights_the_labels_by_its_area(fashion):
+    trainer, (_, labels) = mixing_trainer(fashion, cutmix_alpha=1.0)
     torch.manual_seed(3)
     images = torch.rand(16, 1, 28, 28)  # no pixel equal to its neighbour's (Fashion-MNIST's black ones are)
     mixed, targets = trainer.transformed(images, labels)
@@ -120,15 +123,15 @@ def test_cutmix_pastes_a_box_of_the_next_image_and_weights_the_labels_by_its_are
     assert 0 < pasted < 1 and targets[row, labels.roll(1)[row]].item() == pytest.approx(pasted)
 
 
-def test_mix_prob_mixes_about_that_share_of_the_batches():
-    trainer, (images, labels) = mixing_trainer(mixup_alpha=0.4, cutmix_alpha=1.0, mix_prob=0.3)
+def test_mix_prob_mixes_about_that_share_of_the_batches(fashion):
+    trainer, (images, labels) = mixing_trainer(fashion, mixup_alpha=0.4, cutmix_alpha=1.0, mix_prob=0.3)
     torch.manual_seed(0)
     mixed = sum(trainer.transformed(images, labels)[1].dim() == 2 for _ in range(400))
     assert 80 <= mixed <= 160  # 120 expected; the others keep their images and integer labels
 
 
-def test_random_erasing_blacks_out_one_box_per_image_with_its_chance():
-    trainer, (_, labels) = mixing_trainer(random_erasing=1.0)
+def test_random_erasing_blacks_out_one_box_per_image_with_its_chance(fashion):
+    trainer, (_, labels) = mixing_trainer(fashion, random_erasing=1.0)
     torch.manual_seed(0)
     images = torch.rand(16, 1, 28, 28) + 0.01  # no pixel is black before
     erased, targets = trainer.transformed(images, labels)
@@ -141,6 +144,6 @@ def test_random_erasing_blacks_out_one_box_per_image_with_its_chance():
         assert len(rows) == (box[1] - box[0] + 1) * (box[3] - box[2] + 1)  # one filled rectangle
         boxes.append(box)
     assert len(set(boxes)) > 1  # a box of its own for each image, not one for the batch
-    trainer, _ = mixing_trainer(random_erasing=0.25)
+    trainer, _ = mixing_trainer(fashion, random_erasing=0.25)
     erased, _ = trainer.transformed(torch.rand(400, 1, 28, 28) + 0.01, torch.zeros(400, dtype=torch.long))
     assert 60 <= int((erased == 0).flatten(1).any(1).sum()) <= 140  # about a quarter of the images
