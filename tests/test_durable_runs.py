@@ -29,7 +29,8 @@ BIN = Path(sys.executable).parent
 SLOW_RUN = ("--epochs", "2", "--limit-train-batches", "8", "--limit-eval-batches", "2", "--export", "false",
             "--val-fraction", "0.1", "--early-stop", "5", "--optimizer", "adamw", "--weight-decay", "0.05",
             "--schedule", "cosine", "--warmup-epochs", "0.5", "--clip-grad-norm", "0.5", "--mixup-alpha", "0.4",
-            "--cutmix-alpha", "1.0", "--mix-prob", "0.7", "--random-erasing", "0.5")
+            "--cutmix-alpha", "1.0", "--mix-prob", "0.7", "--random-erasing", "0.5", "--ema-decay", "0.9",
+            "--tta-flip", "true")
 EXACT = (*COMPARED, "val_loss", "val_acc", "best_epoch")
 
 

@@ -1,12 +1,16 @@
 """What each modern recipe feature does to training: AdamW's decoupled weight decay, the linear warm-up into the
-schedule, gradient-norm clipping, random erasing, mixup and CutMix. (Each is also in the exact-resume tests of
-test_durable_runs.py.)"""
+schedule, gradient-norm clipping, random erasing, mixup and CutMix, the moving average of the weights, and the flip
+test-time augmentation in the exported model. (Each is also in the exact-resume tests of test_durable_runs.py.)"""
+import mlflow
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 from helpers import rates
 
 from convzoo.cli.app import cli
+from convzoo.deploy.export import session
+from convzoo.training.callbacks import Callback
 from convzoo.data.fashion_mnist import load
 from convzoo.data.pipeline import BatchLoader
 from convzoo.recipes import Recipe
@@ -87,6 +91,8 @@ def test_gradient_clipping_bounds_every_step_of_a_real_training_epoch(fashion):
     (["--cutmix-alpha", "-1"], "Error: cutmix_alpha must be > 0 (leave it unset for none), got -1.0"),
     (["--mix-prob", "1.5"], "Error: mix_prob must be in (0, 1], got 1.5"),
     (["--random-erasing", "2"], "Error: random_erasing must be in [0, 1] (the chance per image; 0: none), got 2.0"),
+    (["--ema-decay", "1"], "Error: ema_decay must be in (0, 1) (leave it unset for none), got 1.0"),
+    (["--ema-decay", "0"], "Error: ema_decay must be in (0, 1) (leave it unset for none), got 0.0"),
 ])
 def test_bad_feature_settings_are_one_line_errors(args, message, tracking_store):
     result = CliRunner().invoke(cli, ["train", "vgg", *args])
@@ -147,3 +153,51 @@ def test_random_erasing_blacks_out_one_box_per_image_with_its_chance(fashion):
     trainer, _ = mixing_trainer(fashion, random_erasing=0.25)
     erased, _ = trainer.transformed(torch.rand(400, 1, 28, 28) + 0.01, torch.zeros(400, dtype=torch.long))
     assert 60 <= int((erased == 0).flatten(1).any(1).sum()) <= 140  # about a quarter of the images
+
+
+class WeightsAfterEachStep(Callback):
+    def __init__(self):
+        self.seen = []
+
+    def on_step_end(self, trainer):
+        self.seen.append(torch.nn.utils.parameters_to_vector(trainer.model.parameters()).detach().clone())
+
+
+def test_ema_averages_the_weights_of_every_step_and_evaluation_uses_the_average(fashion):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    train, test = (BatchLoader(images, labels, 16, 28, torch.device("cpu"), shuffle=False, limit_batches=4)
+                   for images, labels in ((fashion.train_images, fashion.train_labels),
+                                          (fashion.test_images, fashion.test_labels)))
+    steps = WeightsAfterEachStep()
+    trainer = Trainer(model, train, test, Recipe(epochs=1, batch_size=16, lr=0.01, ema_decay=0.75), "fp32",
+                      callbacks=[steps])
+    trainer.fit()
+    expected = steps.seen[0]  # the first step copies the weights, each later one moves 1/4 of the way
+    for weights in steps.seen[1:]:
+        expected = 0.75 * expected + 0.25 * weights
+    averaged = torch.nn.utils.parameters_to_vector(trainer.weights.parameters())
+    assert torch.allclose(averaged, expected, atol=1e-7)
+    assert not torch.allclose(averaged, steps.seen[-1])
+    assert trainer.weights is not trainer.model  # the average is evaluated, the model trains
+    assert torch.equal(trainer.state.predictions, trainer.evaluate(test).predicted)
+    assert trainer.state.history[-1].test_acc == trainer.evaluate(test).accuracy
+
+
+def test_a_flip_tta_run_logs_and_exports_the_mirror_averaged_ema_model(tracking_store):
+    result = CliRunner().invoke(cli, [
+        "train", "vgg", "--recipe", "quick", "--epochs", "1", "--limit-train-batches", "80", "--resize", "32",
+        "--precision", "fp32", "--val-fraction", "0.05", "--ema-decay", "0.5", "--tta-flip", "true"])
+    assert result.exit_code == 0, result.output
+    [run] = mlflow.search_runs(output_format="list")
+    metrics = run.data.metrics
+    assert "flip test-time augmentation: tta_val_acc " in result.output
+    # the logged PyTorch model, measured by the parity check on every test image, is the flip-averaged one
+    assert metrics["tta_test_acc"] == pytest.approx(metrics["torch_fp32_test_acc"]) == metrics["onnx_test_acc"]
+    assert 0 < metrics["tta_val_acc"] <= 1 and metrics["onnx_top1_agreement"] == 1.0
+    onnx = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/onnx-model/model.onnx")
+    images = np.random.default_rng(0).integers(0, 256, (8, 28, 28), dtype=np.uint8)
+    runtime = session(onnx)
+    logits, mirrored = (runtime.run(["logits"], {"image": batch})[0] for batch in (images, images[:, :, ::-1].copy()))
+    assert np.allclose(logits, mirrored, atol=1e-5)  # the graph averages each image with its mirror image
+    assert not np.allclose(logits[0], logits[1], atol=1e-3)  # and still tells images apart

@@ -50,6 +50,13 @@ class Recipe:
         "area; > 0, unset: no CutMix. With mixup_alpha too, each batch gets one of the two at random."))
     mix_prob: float = field(default=1.0, metadata=_help(
         "The chance that a batch is mixed (mixup or CutMix), in (0, 1]."))
+    ema_decay: float | None = field(default=None, metadata=_help(
+        "Keep an exponential moving average of the weights (torch.optim.swa_utils.AveragedModel), updated after each "
+        "step with this decay, in (0, 1); evaluation, the best epoch, the logged model and the ONNX export use the "
+        "averaged weights. Unset: none."))
+    tta_flip: bool = field(default=False, metadata=_help(
+        "Test-time augmentation: the logged and exported model (ONNX included) averages the logits of each image "
+        "and its mirror image; the run logs tta_val_acc and tta_test_acc (true/false)."))
     clip_grad_norm: float = field(default=0.0, metadata=_help(
         "Clip the gradients' total norm to this before each step (torch.nn.utils.clip_grad_norm_); 0: no clipping."))
     augment: bool = field(default=False, metadata=_help(
@@ -104,6 +111,8 @@ class Recipe:
         if not 0 <= self.random_erasing <= 1:
             raise ConvzooError(f"random_erasing must be in [0, 1] (the chance per image; 0: none), got "
                                f"{self.random_erasing!r}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ConvzooError(f"ema_decay must be in (0, 1) (leave it unset for none), got {self.ema_decay!r}")
         if not 0 < self.mix_prob <= 1:
             raise ConvzooError(f"mix_prob must be in (0, 1], got {self.mix_prob!r}")
         if not self.clip_grad_norm >= 0:

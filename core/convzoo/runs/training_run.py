@@ -36,6 +36,7 @@ from convzoo.training.console import ConsoleOutput
 from convzoo.training.distributed import SINGLE, World, check_batch, leave, rank_seed
 from convzoo.training.early_stop import BEST_FILE, EarlyStopping
 from convzoo.training.epoch_log import EpochLog
+from convzoo.training.flip_tta import FlipAveraged, FlipTTAScore
 from convzoo.training.observers import PluginHooks
 from convzoo.training.setup import build_model, describe_world, make_loaders, prepare_device
 from convzoo.training.trainer import EpochMetrics, Trainer
@@ -133,7 +134,7 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
     shutil.rmtree(tracked.path.parent, ignore_errors=True)  # the run has the checkpoint logged
     with contextlib.suppress(OSError):
         tracked.path.parent.parent.rmdir()  # the checkpoints folder, when no other run keeps one there
-    return TrainResult(life.run_id, trainer.state.history, str(ready.device), ready.precision, trainer.model,
+    return TrainResult(life.run_id, trainer.state.history, str(ready.device), ready.precision, trainer.weights,
                        arch.name)
 
 
@@ -167,9 +168,10 @@ class TrackedTraining:
         epoch_log = EpochLog(utilization, config.hyper.target_acc)
         self.early_stop = early_stopping(config, self.path.with_name(BEST_FILE), self._upload("best-checkpoint"),
                                          self.echo)
+        self.flip_tta = flip_tta_score(config)
         trainer = Trainer(ready.model, ready.train_loader, ready.test_loader, config.hyper, ready.precision,
                           world=self.world, val=ready.val_loader, num_classes=ready.dataset.num_classes,
-                          callbacks=[*self.early_stop,
+                          callbacks=[*self.early_stop, *self.flip_tta,
             self._checkpointer(), run_log.MetricsLogger(self.outbox, self.run_id, epoch_log),
             ConsoleOutput(self.echo, epoch_log),
             run_log.StuckAtChance(self.arch.name, self.dataset.num_classes, self._tag, self.echo), hooks,
@@ -230,12 +232,16 @@ class TrackedTraining:
             run_log.log_best_epoch(stopper.best_epoch, stopper.metric, stopper.best_value, len(state.history))
         run_log.log_plots(state.history, splits, state.predictions, self.dataset)
         run_log.log_predictions(splits.test_labels, state.predictions, state.confidence)
+        model = trainer.weights
+        for score in self.flip_tta:
+            model = FlipAveraged(model)
+            run_log.log_flip_tta(score.accuracy, self.echo)
         example = model_input(splits.test_images[:2], config.hyper.resize)  # batch 2 keeps batch dynamic
-        run_log.log_model(trainer.model, example)
+        run_log.log_model(model, example)
         if config.export:
             from convzoo.deploy.publish import publish_onnx
 
-            publish_onnx(trainer.model, splits, self.dataset, config.hyper.resize, self.run_id,
+            publish_onnx(model, splits, self.dataset, config.hyper.resize, self.run_id,
                          register_as=config.register_as, echo=self.echo)
 
 
@@ -256,20 +262,24 @@ def early_stopping(config: TrainConfig, path: Path | None, upload: Callable[[Pat
     return [EarlyStopping(hyper.early_stop, hyper.early_stop_metric, hyper.min_delta, path, upload, echo)]
 
 
+def flip_tta_score(config: TrainConfig) -> list[FlipTTAScore]:
+    """The flip test-time augmentation's measurement, if the recipe asks for it."""
+    return [FlipTTAScore()] if config.hyper.tta_flip else []
+
+
 def train_untracked(ready: Prepared, config: TrainConfig, world: World, callbacks: Sequence[Callback],
                     resume: Resume | None, arch: Architecture) -> TrainResult:
     """A rank other than 0: the same training steps and collectives, nothing tracked, written or printed."""
     trainer = Trainer(ready.model, ready.train_loader, ready.test_loader, config.hyper, ready.precision, world=world,
                       val=ready.val_loader, num_classes=ready.dataset.num_classes,
-                      callbacks=[*early_stopping(config, None),
-                                                       checkpoint.Checkpointer(None, config.checkpoint_every, {}),
-                                                       *callbacks])
+                      callbacks=[*early_stopping(config, None), *flip_tta_score(config),
+                                 checkpoint.Checkpointer(None, config.checkpoint_every, {}), *callbacks])
     if resume:
         load_trainer(trainer, resume, config)
     trainer.fit()
     leave()
     return TrainResult(resume.run_id if resume else "", trainer.state.history, str(ready.device), ready.precision,
-                       trainer.model, arch.name)
+                       trainer.weights, arch.name)
 
 
 __getattr__ = moved_names(__name__)  # names this module held before the layered core

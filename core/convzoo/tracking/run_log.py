@@ -224,6 +224,12 @@ def log_best_epoch(epoch: int, metric: str, value: float, epochs_trained: int) -
     mlflow.log_metrics({"best_epoch": epoch, f"best_{metric}": value, "epochs_trained": epochs_trained})
 
 
+def log_flip_tta(accuracy: dict[str, float], echo: Callable[[str], None]) -> None:
+    """The flip-averaged model's accuracy (what is logged and exported from here on)."""
+    mlflow.log_metrics(accuracy)
+    echo("flip test-time augmentation: " + ", ".join(f"{key} {value:.4f}" for key, value in accuracy.items()))
+
+
 def log_figure(figure, path: str) -> None:
     """Log a matplotlib figure as a PNG artifact."""
     mlflow.log_figure(figure, path)

@@ -42,7 +42,7 @@ class EarlyStopping(Callback):
             self.best_value, self.best_epoch, self.waited = value, metrics.epoch, 0
             if self.path is not None:
                 checkpoint.save({"format": checkpoint.FORMAT, "epoch": metrics.epoch,
-                                 "model": trainer.model.state_dict(), "predictions": trainer.state.predictions,
+                                 "model": trainer.weights.state_dict(), "predictions": trainer.state.predictions,
                                  "confidence": trainer.state.confidence}, self.path)
                 self.upload(self.path)
             return
@@ -56,7 +56,7 @@ class EarlyStopping(Callback):
         if self.path is None or self.best_epoch == len(trainer.state.history):
             return  # the model already holds the best epoch's weights
         best = checkpoint.load(self.path)
-        trainer.model.load_state_dict(best["model"])
+        trainer.weights.load_state_dict(best["model"])
         trainer.state.predictions, trainer.state.confidence = best["predictions"], best["confidence"]
 
     def state_dict(self) -> dict[str, Any]:

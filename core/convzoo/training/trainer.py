@@ -134,6 +134,16 @@ def make_erasing(hyper: Recipe):
     return v2.RandomErasing(p=hyper.random_erasing, value=0)
 
 
+def make_ema(model: nn.Module, hyper: Recipe):
+    """An exponential moving average of ``model``'s weights and buffers (``AveragedModel`` with torch's EMA
+    function, as torchvision's reference recipes keep one), or None when the recipe has no ``ema_decay``."""
+    if hyper.ema_decay is None:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(hyper.ema_decay), use_buffers=True)
+
+
 def warmup_steps(hyper: Recipe, steps_per_epoch: int) -> int:
     """Steps of the linear warm-up: ``warmup_epochs`` of them, at least one when asked for."""
     return max(1, round(hyper.warmup_epochs * steps_per_epoch)) if hyper.warmup_epochs else 0
@@ -229,10 +239,17 @@ class Trainer:
         self.scheduler = make_scheduler(self.optimizer, hyper, hyper.epochs * len(train),
                                         warmup_steps(hyper, len(train)))
         self.erasing, self.mixing = make_erasing(hyper), make_mixing(hyper, num_classes)
+        self.ema = make_ema(model, hyper)
         self.state = LoopState()
         self.state.start_epoch(self.device)
         self.batches: EpochBatches | None = None
         self._rng_on_resume: torch.Tensor | None = None
+
+    @property
+    def weights(self) -> nn.Module:
+        """The network that is evaluated, kept as the best epoch, logged and exported: the moving average of the
+        weights when the recipe keeps one, else the model that trains."""
+        return self.ema.module if self.ema is not None else self.model
 
     @property
     def finished(self) -> bool:
@@ -262,6 +279,7 @@ class Trainer:
         return {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "loop": loop, "rng": rng_state(), "ranks": ranks,
             "loader_rng": batches.generator.get_state() if batches and self.state.step else None,
             "callbacks": self.callbacks.state_dict(),
@@ -273,6 +291,8 @@ class Trainer:
         if self.scheduler:
             self.scheduler.load_state_dict(state["scheduler"])
             stretch_schedule(self.scheduler, self.hyper.epochs * len(self.train_loader))
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         self.state = LoopState.from_dict(state["loop"], self.device)
         set_rng_state(state["rng"])
         if self.world.distributed:
@@ -325,6 +345,8 @@ class Trainer:
             optimizer.step()
             if self.scheduler:
                 self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update_parameters(model)
             state.loss_sum += loss_sum
             state.correct += (output.argmax(dim=1) == labels).sum()
             state.seen += len(labels)
@@ -378,6 +400,9 @@ class Trainer:
         self.callbacks.on_epoch_end(self, metrics)
 
     def evaluate(self, loader: BatchLoader) -> Evaluation:
-        """Every image of ``loader`` through the model (the test set, or the validation split)."""
-        return evaluate(self.model, loader, self.world, autocast(self.device, self.precision),
-                        lambda: self.callbacks.on_eval_step_end(self))
+        """Every image of ``loader`` through ``weights`` (the test set, or the validation split)."""
+        return evaluate(self.weights, loader, self.world, self.autocast(), lambda: self.callbacks.on_eval_step_end(self))
+
+    def autocast(self):
+        """The run's precision for one forward pass."""
+        return autocast(self.device, self.precision)
