@@ -35,10 +35,10 @@ def test_train_returns_the_run_history_and_model_and_tracks_like_the_cli(trackin
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"epoch": 1}, "unknown setting 'epoch'; allowed: epochs, batch_size, lr, resize, optimizer, momentum, "
+    ({"epoch": 1}, "unknown setting 'epoch'; allowed: epochs, batch_size, lr, budget, resize, optimizer, momentum, "
                    "weight_decay, schedule, warmup_epochs, random_erasing, mixup_alpha, cutmix_alpha, mix_prob, "
-                   "ema_decay, tta_flip, clip_grad_norm, augment, flip_shift, label_smoothing, target_acc, val_fraction, early_stop, "
-                   "early_stop_metric, min_delta, device, precision"),
+                   "ema_decay, tta_flip, clip_grad_norm, augment, flip_shift, label_smoothing, target_acc, "
+                   "val_fraction, early_stop, early_stop_metric, min_delta, device, precision"),
     ({"label_smoothing": 1.0}, "label_smoothing must be in [0, 1), got 1.0"),
     ({"lr": -1.0}, "lr must be a positive number, got -1.0"),
     ({"target_acc": 1.5}, "target_acc must be in (0, 1], got 1.5"),

@@ -69,8 +69,8 @@ def test_a_bad_param_spec_is_a_one_line_error_naming_the_forms(monkeypatch, tmp_
     [line] = refused(monkeypatch, tmp_path, "sweep", "vgg", "--param", spec)
     assert line == (f"Error: bad --param {spec!r} ({message}); use NAME=loguniform:LOW:HIGH or NAME=uniform:LOW:HIGH "
                     f"or NAME=int:LOW:HIGH[:STEP] or NAME=choice:A,B,..., with NAME one of: epochs, batch_size, lr, "
-                    f"resize, optimizer, momentum, weight_decay, schedule, warmup_epochs, random_erasing, mixup_alpha, "
-                    f"cutmix_alpha, mix_prob, ema_decay, tta_flip, clip_grad_norm, augment, flip_shift, label_smoothing, "
+                    f"budget, resize, optimizer, momentum, weight_decay, schedule, warmup_epochs, random_erasing, "
+                    f"mixup_alpha, cutmix_alpha, mix_prob, ema_decay, tta_flip, clip_grad_norm, augment, flip_shift, label_smoothing, "
                     f"target_acc, val_fraction, early_stop, early_stop_metric, min_delta, seed, option=KEY")
     assert not (tmp_path / "m.db").exists() and not (tmp_path / "optuna.db").exists()
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from convzoo._moved import moved_names
-from convzoo.recipes import Recipe
+from convzoo.recipes import Recipe, budget_seconds
 
 AUTO_RECIPE = "auto"
 # the choices of --device and --precision, here (no torch) so that the command line can show them without importing it
@@ -18,8 +18,6 @@ PRECISIONS = ("auto", "fp32", "bf16")
 DEFAULT_CHECKPOINT_EVERY = 200
 # settings handed to a data set's loader, where it takes them (the folder data set does)
 DATA_OPTIONS = ("test_fraction", "channels", "skip_bad_images")
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides what a run does; ``to_params`` is what MLflow records. ``hyper`` is the recipe as
@@ -70,6 +68,8 @@ class TrainConfig:
             "limit_train_batches": self.limit_train_batches, "limit_eval_batches": self.limit_eval_batches,
             "export": self.export,
         }
+        if self.hyper.budget:
+            params["budget_s"] = budget_seconds(self.hyper.budget)
         params.update({f"option.{k}": v for k, v in self.hyper.options.items()})
         params.update(self.data_options())
         return params

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -14,6 +16,17 @@ SEED_RECIPE = "seed"  # the notebook's own settings: it trains on all the traini
 # every other recipe holds out 5,000 of Fashion-MNIST's 60,000 training images (500 per class) unless it says
 DEFAULT_VAL_FRACTION = 1 / 12
 
+BUDGET_UNITS = {"s": 1, "m": 60, "h": 3600}
+BUDGET_FORM = re.compile(r"(\d+(?:\.\d+)?)([smh])")
+
+
+def budget_seconds(text: str) -> float:
+    """``90s``, ``10m``, ``1h`` or ``1.5h`` in seconds; anything else is a one-line error."""
+    match = BUDGET_FORM.fullmatch(str(text).strip())
+    if not match or not float(match.group(1)) > 0:
+        raise ConvzooError(f"bad budget {text!r}; give a positive number of seconds, minutes or hours: 90s, 10m, 1h")
+    return float(match.group(1)) * BUDGET_UNITS[match.group(2)]
+
 
 def _help(text: str) -> dict[str, str]:
     return {"help": text}
@@ -24,9 +37,13 @@ class Recipe:
     """Training hyperparameters; ``resize=None`` means the architecture's default input size. Each field's ``help``
     is its command-line option's help: the fields are the options, listed nowhere else."""
 
-    epochs: int = field(metadata=_help("Epochs."))
-    batch_size: int = field(metadata=_help("Batch size (the global batch, over every process)."))
-    lr: float = field(metadata=_help("Learning rate."))
+    epochs: int | None = field(default=None, metadata=_help("Epochs (unset only where a budget sets them)."))
+    batch_size: int = field(kw_only=True, metadata=_help("Batch size (the global batch, over every process)."))
+    lr: float = field(kw_only=True, metadata=_help("Learning rate."))
+    budget: str | None = field(default=None, metadata=_help(
+        "Size the run to this wall-clock budget (90s, 10m, 1h): a short probe of this machine sets the number of "
+        "epochs, and so the schedule's length, so that training and evaluation end within it (start-up and the "
+        "export after are not counted). An explicit --epochs turns a recipe's budget off."))
     resize: int | None = field(default=None, metadata=_help("Input height and width (the seed's Resize)."))
     optimizer: str = field(default="adam", metadata=_help(
         f"{', '.join(OPTIMIZERS)} (adamw: Adam with decoupled weight decay, torch.optim.AdamW)."))
@@ -82,8 +99,12 @@ class Recipe:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
+            if name == "epochs" and value is None and self.budget is not None:
+                continue  # the budget's probe sets them
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConvzooError(f"{name} must be a positive integer, got {value!r}")
+        if self.budget is not None:
+            budget_seconds(self.budget)
         if self.resize is not None and (not isinstance(self.resize, int) or self.resize <= 0):
             raise ConvzooError(f"resize must be a positive integer, got {self.resize!r}")
         if not self.lr > 0:
@@ -98,7 +119,7 @@ class Recipe:
             raise ConvzooError(f"val_fraction must be in [0, 1) (0: no validation split), got {self.val_fraction!r}")
         if not isinstance(self.early_stop, int) or isinstance(self.early_stop, bool) or self.early_stop < 0:
             raise ConvzooError(f"early_stop must be 0 (off) or a positive number of epochs, got {self.early_stop!r}")
-        if not 0 <= self.warmup_epochs < self.epochs:
+        if not 0 <= self.warmup_epochs < (self.epochs or math.inf):
             raise ConvzooError(f"warmup_epochs must be 0 (none) or more, and less than epochs ({self.epochs}), got "
                                f"{self.warmup_epochs!r}")
         if self.warmup_epochs and self.schedule == "onecycle":

@@ -48,7 +48,8 @@ def _hyperparameters() -> list[tuple[str, Any, str]]:
 
     from convzoo.recipes import Recipe
 
-    kinds = {"int": int, "int | None": int, "float": float, "float | None": float, "str": str, "bool": click.BOOL}
+    kinds = {"int": int, "int | None": int, "float": float, "float | None": float, "str": str, "str | None": str,
+             "bool": click.BOOL}
     return [(field.name, kinds[field.type], field.metadata["help"]) for field in fields(Recipe)
             if field.name != "options"]
 

@@ -82,6 +82,17 @@ def check_validation_needs(hyper: Recipe, recipe: str) -> None:
                            f"measured on val_acc; give --val-fraction in (0, 1), e.g. 0.0833")
 
 
+def length(base: Recipe, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``overrides`` with the run's length settled: an explicit ``epochs`` turns the recipe's budget off; a budget
+    and epochs both given is a one-line error."""
+    if "epochs" not in overrides:
+        return dict(overrides)
+    if overrides.get("budget"):
+        raise ConvzooError(f"give budget or epochs, not both: the budget ({overrides['budget']}) sets the number "
+                           f"of epochs")
+    return {**overrides, "budget": None} if base.budget else dict(overrides)
+
+
 def resolve_config(
     registry: Registry,
     arch_name: str,
@@ -97,7 +108,7 @@ def resolve_config(
     arch, data = registry.get_architecture(arch_name), registry.get_dataset(dataset)
     chosen = choose_recipe(arch, recipe, on_gpu)
     base = arch.recipes[chosen]
-    hyper = dataclasses.replace(base, **{k: v for k, v in (overrides or {}).items() if v is not None})
+    hyper = dataclasses.replace(base, **length(base, {k: v for k, v in (overrides or {}).items() if v is not None}))
     hyper = dataclasses.replace(hyper, resize=hyper.resize or arch.input_size,
                                 options=arch.resolve_options({**base.options, **(options or {})}),
                                 val_fraction=default_val_fraction(chosen) if hyper.val_fraction is None

@@ -24,6 +24,7 @@ from convzoo.registry.catalogue import Architecture, Dataset
 from convzoo.registry.hookspecs import RunContext
 from convzoo.registry.plugins import get_plugin_manager
 from convzoo.registry.summary import count_params
+from convzoo.runs.budget import BudgetPlan, plan_budget
 from convzoo.runs.lifecycle import Lifecycle, run_lifecycle
 from convzoo.runs.resume import Resume
 from convzoo.tracking import run_log
@@ -117,6 +118,10 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
     ``callbacks`` join the run's own. Under several processes (``world``) every rank calls this; rank 0 alone
     tracks, checkpoints, prints and calls the observers. ``keep_memory``: see ``convzoo.training.memory``."""
     ready = prepare(config, arch, dataset, resume, world, keep_memory)
+    plan = None
+    if config.hyper.budget and not resume:  # a resumed run keeps the epochs its budget planned
+        config, plan = plan_budget(config, ready, world)
+        echo(plan.describe(config.hyper.budget))
     if not world.is_main:
         return train_untracked(ready, config, world, callbacks, resume, arch)
     if world.distributed:
@@ -129,7 +134,7 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
                                         placement.run_name)
     with run_lifecycle(experiment, run_id=resume.run_id if resume else placement.run_id, run_name=name,
                        parent_run_id=placement.parent_run_id, tags=placement.tags) as life:
-        tracked = TrackedTraining(life, ready, config, arch, world, echo)
+        tracked = TrackedTraining(life, ready, config, arch, world, echo, plan)
         trainer = tracked.run(pm or get_plugin_manager(), callbacks, resume)
     shutil.rmtree(tracked.path.parent, ignore_errors=True)  # the run has the checkpoint logged
     with contextlib.suppress(OSError):
@@ -142,8 +147,9 @@ class TrackedTraining:
     """Rank 0's training inside a started run: its callbacks, what it logs, and the steps after the last epoch."""
 
     def __init__(self, life: Lifecycle, ready: Prepared, config: TrainConfig, arch: Architecture, world: World,
-                 echo: Callable[[str], None]) -> None:
+                 echo: Callable[[str], None], plan: BudgetPlan | None = None) -> None:
         self.life, self.ready, self.config, self.arch, self.dataset = life, ready, config, arch, ready.dataset
+        self.plan = plan
         self.world, self.echo = world, echo
         self.run_id = life.run_id
         self.outbox = Outbox(echo)
@@ -181,9 +187,13 @@ class TrackedTraining:
         else:
             run_log.log_setup(config, self.arch, self.dataset, ready.splits, str(ready.device), ready.precision,
                               count_params(ready.model), utilization, self.world)
+            if self.plan:
+                run_log.log_budget_plan(self.plan)
         with run_log.Heartbeat(self.outbox, self.run_id, run_log.heartbeat_seconds()):
             trainer.fit()
             leave()  # the other ranks are done; what follows is rank 0's alone
+            if self.plan:
+                run_log.log_budget_used(self.plan, self.echo)
             self.wait_for_server()
             self.finish(trainer)
             run_log.describe_run(config, trainer.state.history, str(ready.device), ready.precision)

@@ -9,7 +9,7 @@ import os
 import threading
 import time
 import warnings
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import mlflow
 import mlflow.pytorch
@@ -20,6 +20,8 @@ from mlflow.models import infer_signature
 from torch import nn
 
 from convzoo.training.callbacks import Callback
+if TYPE_CHECKING:
+    from convzoo.runs.budget import BudgetPlan
 from convzoo.config import TrainConfig
 from convzoo.data.splits import ImageSplits
 from convzoo.training.distributed import SINGLE, World
@@ -222,6 +224,18 @@ def log_training_time(history: list[EpochMetrics]) -> None:
 def log_best_epoch(epoch: int, metric: str, value: float, epochs_trained: int) -> None:
     """Which epoch's model the run keeps, by what validation figure, and how many epochs it trained."""
     mlflow.log_metrics({"best_epoch": epoch, f"best_{metric}": value, "epochs_trained": epochs_trained})
+
+
+def log_budget_plan(plan: BudgetPlan) -> None:
+    """What the budget's probe measured and planned."""
+    mlflow.log_metrics(plan.metrics())
+
+
+def log_budget_used(plan: BudgetPlan, echo: Callable[[str], None]) -> None:
+    """The wall time the budget covers (probe, training, evaluations), taken when training ends."""
+    used = time.perf_counter() - plan.started
+    mlflow.log_metric("budget_wall_s", used)
+    echo(f"budget: trained and evaluated in {used:.0f} s of {plan.budget_s:.0f} s ({used / plan.budget_s:.1%})")
 
 
 def log_flip_tta(accuracy: dict[str, float], echo: Callable[[str], None]) -> None:
