@@ -13,8 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-# resize 50 is too small for alexnet (it needs 67) and fine for vgg: one child fails, the other trains
-SHORT = ["recipe=quick", "epochs=1", "batch_size=16", "limit_train_batches=2", "limit_eval_batches=2", "resize=50"]
+# resize 50 is too small for alexnet (it needs 67) and fine for vgg: one child fails, the other trains, as many
+# epochs as a 4-second budget fits (the same wall-clock for every architecture)
+SHORT = ["recipe=quick", "budget=4s", "batch_size=16", "limit_train_batches=2", "limit_eval_batches=2", "resize=50"]
 
 
 def mlflow_run(tmp_path, *extra):
@@ -37,6 +38,8 @@ def test_compare_project_nests_children_records_failures_and_continues(tmp_path)
     assert "resize 50 is too small for alexnet" in parent.data.tags["convzoo.compare.failure.alexnet"]
     [child] = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert child.data.tags["convzoo.arch"] == "vgg" and child.info.status == "FINISHED"
+    assert child.data.params["budget"] == "4s"
+    assert int(child.data.params["epochs"]) == child.data.metrics["planned_epochs"] >= 1
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
     assert artifacts == {"comparison/runs.csv", "comparison/comparison.csv", "comparison/comparison.md",
                          "comparison/failures.json", "comparison/test_acc_per_epoch.png",

@@ -13,7 +13,7 @@ import click
 
 from convzoo.version import __version__
 from convzoo.cli.options import DEFAULT_DATASET, dashed, echo_now, parse_options
-from convzoo.cli.studies import compare, sweep
+from convzoo.cli.studies import compare, lr_find, sweep
 from convzoo.cli.training import resume, train
 from convzoo.config import DEVICES
 from convzoo.errors import ConvzooError
@@ -369,7 +369,7 @@ HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BA
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 
-for command in (train, resume, compare, sweep):
+for command in (train, resume, compare, sweep, lr_find):
     cli.add_command(command)
 
 

@@ -1,4 +1,5 @@
-"""``convzoo sweep`` and ``convzoo compare``: many runs, optionally spread over workers that share a study."""
+"""``convzoo sweep`` and ``convzoo compare``: many runs, optionally spread over workers that share a study; and
+``convzoo lr-find``, the learning-rate range test."""
 from __future__ import annotations
 
 import click
@@ -202,3 +203,24 @@ def sweep(ctx: click.Context, arch: str, params: tuple[str, ...], trials: int, m
         lambda run_id, callbacks: resume_run(run_id, {}, taken_over=True, echo=echo_now)([stop, *callbacks]),
         echo=echo_now,
         checkpoint_folder=lambda run_id: local_checkpoint(settings["checkpoint_dir"], run_id).parent), spec.study)
+
+
+@click.command("lr-find")
+@click.argument("arch")
+@training_options
+@click.option("--steps", type=int, default=200, show_default=True,
+              help="Steps of the sweep (at most one epoch's batches: --limit-train-batches caps them).")
+@click.option("--start-lr", "start_lr", type=float, default=1e-7, show_default=True, help="The sweep's first rate.")
+@click.option("--end-lr", "end_lr", type=float, default=10.0, show_default=True, help="The sweep's last rate.")
+def lr_find(arch: str, experiment: str | None, steps: int, start_lr: float, end_lr: float, **settings) -> None:
+    """The learning-rate range test for ARCH with the recipe's other settings: the rate rises exponentially step by
+    step until the loss diverges; logged as its own MLflow run with the loss-vs-rate figure, and the suggested rate
+    printed. Nothing is kept for later runs."""
+    from convzoo.runs.settings import run_config
+    from convzoo.studies.lr_find import check_sweep, lr_find as range_test
+
+    refuse_experiment_under_mlflow_run(experiment)
+    check_sweep(steps, start_lr, end_lr)
+    config, architecture, data = run_config(get_registry(), arch, **run_settings(settings))
+    range_test(config, architecture, data, steps=steps, start_lr=start_lr, end_lr=end_lr, experiment=experiment,
+               echo=echo_now)

@@ -146,3 +146,20 @@ def plot_accuracy_vs_speed(rows: Sequence[dict]):
     axes.set_ylabel("test accuracy")
     figure.tight_layout()
     return figure
+
+
+def plot_range_test(rates: Sequence[float], losses: Sequence[float], smoothed: Sequence[float], suggested: float):
+    """The learning-rate range test: each step's loss and its smoothed curve against the rate (log scale), with the
+    suggested rate marked."""
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.subplots()
+    axes.plot(rates, losses, color="0.75", linewidth=0.8, label="loss per step")
+    axes.plot(rates, smoothed, color="C0", label="smoothed loss")
+    axes.axvline(suggested, color="C3", linestyle="--", label=f"suggested lr {suggested:.3g}")
+    axes.set_xscale("log")
+    axes.set_ylim(min(losses) * 0.95, smoothed[0] * 1.3)  # the divergence at the end would flatten the rest
+    axes.set_xlabel("learning rate")
+    axes.set_ylabel("training loss")
+    axes.legend()
+    figure.tight_layout()
+    return figure

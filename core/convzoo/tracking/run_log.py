@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import os
 import threading
 import time
@@ -22,6 +23,7 @@ from torch import nn
 from convzoo.training.callbacks import Callback
 if TYPE_CHECKING:
     from convzoo.runs.budget import BudgetPlan
+    from convzoo.studies.lr_find import RangeTest
 from convzoo.config import TrainConfig
 from convzoo.data.splits import ImageSplits
 from convzoo.training.distributed import SINGLE, World
@@ -236,6 +238,26 @@ def log_budget_used(plan: BudgetPlan, echo: Callable[[str], None]) -> None:
     used = time.perf_counter() - plan.started
     mlflow.log_metric("budget_wall_s", used)
     echo(f"budget: trained and evaluated in {used:.0f} s of {plan.budget_s:.0f} s ({used / plan.budget_s:.1%})")
+
+
+def log_range_test(found: RangeTest) -> None:
+    """The learning-rate range test into the active run: per step (``step`` = the sweep's step) the rate, the loss
+    and its smoothed value, the suggestion, and the figure ``lr_find.png``."""
+    from mlflow.entities import Metric
+
+    from convzoo.tracking.figures import plot_range_test
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(key, value, now, step) for step, values in enumerate(zip(found.rates, found.losses,
+                                                                               found.smoothed))
+               for key, value in zip(("lr_find_lr", "lr_find_loss", "lr_find_smoothed_loss"), values)
+               if math.isfinite(value)]
+    client, run_id = mlflow.MlflowClient(), mlflow.active_run().info.run_id
+    for start in range(0, len(metrics), 1000):  # MLflow takes at most 1,000 metrics a batch
+        client.log_batch(run_id, metrics=metrics[start:start + 1000])
+    mlflow.log_metrics({"suggested_lr": found.suggested_lr, "lr_at_lowest_loss": found.rates[found.lowest],
+                        "lr_turned_up": found.rates[found.turned_up], "lr_find_diverged": float(found.diverged)})
+    log_figure(plot_range_test(found.rates, found.losses, found.smoothed, found.suggested_lr), "lr_find.png")
 
 
 def log_flip_tta(accuracy: dict[str, float], echo: Callable[[str], None]) -> None:
