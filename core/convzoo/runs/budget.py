@@ -89,6 +89,7 @@ def probe(ready, hyper: Recipe, world) -> tuple[float, float]:
 
     saved = rng_state()
     clock = ProbeClock(len(ready.train_loader))
+    hyper = dataclasses.replace(hyper, epochs=int(hyper.warmup_epochs) + 1)  # any length: only the time is kept
     trainer = Trainer(copy.deepcopy(ready.model), ready.train_loader, ready.test_loader, hyper, ready.precision,
                       world=world, num_classes=ready.dataset.num_classes, callbacks=[clock])
     with contextlib.suppress(_Measured):
