@@ -42,6 +42,7 @@ class TrainConfig:
     test_fraction: float | None = None
     channels: int | None = None
     skip_bad_images: bool = False
+    last_epoch_steps: int = 0  # a budget's plan: the last epoch ends after this many steps (0: it is whole)
 
     def data_options(self) -> dict[str, Any]:
         """What the user asked of the data set's loader (``DATA_OPTIONS`` given a value)."""

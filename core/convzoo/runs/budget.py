@@ -24,25 +24,32 @@ MIN_TIMED, MAX_TIMED, TIMED_SECONDS = 3, 30, 3.0
 
 @dataclass(frozen=True)
 class BudgetPlan:
-    """What the probe measured and what was planned from it (all in seconds but ``epochs``)."""
+    """What the probe measured (seconds per training step, per evaluation of validation and test) and the plan:
+    ``epochs``, the last of them cut to ``last_epoch_steps`` steps (0: whole), ``steps`` in all."""
 
     budget_s: float
     epochs: int
+    steps: int
+    last_epoch_steps: int
     step_s: float
-    eval_batch_s: float
-    epoch_s: float  # one epoch's training and evaluation, as predicted
+    eval_s: float  # one epoch's evaluation
     end_s: float  # evaluations after the last epoch (the flip test-time augmentation's)
     probe_s: float
     started: float  # time.perf_counter() when the probe began: the budget's clock
 
-    def metrics(self) -> dict[str, float]:
-        return {"planned_epochs": self.epochs, "planned_epoch_s": self.epoch_s, "probe_s": self.probe_s,
-                "planned_s": self.probe_s + self.epochs * self.epoch_s + self.end_s}
+    @property
+    def planned_s(self) -> float:
+        return self.probe_s + self.steps * self.step_s + self.epochs * self.eval_s + self.end_s
 
-    def describe(self, text: str) -> str:
-        return (f"budget {text} ({self.budget_s:.0f} s): one epoch takes about {self.epoch_s:.1f} s on this machine "
-                f"(step {self.step_s * 1000:.0f} ms, evaluation batch {self.eval_batch_s * 1000:.0f} ms; probe "
-                f"{self.probe_s:.1f} s) -> {self.epochs} epoch(s), about {self.metrics()['planned_s']:.0f} s")
+    def metrics(self) -> dict[str, float]:
+        return {"planned_epochs": self.epochs, "planned_steps": self.steps, "planned_step_s": self.step_s,
+                "planned_eval_s": self.eval_s, "probe_s": self.probe_s, "planned_s": self.planned_s}
+
+    def describe(self, text: str, steps_per_epoch: int) -> str:
+        last = f", the last cut to {self.last_epoch_steps} of {steps_per_epoch} steps" if self.last_epoch_steps else ""
+        return (f"budget {text} ({self.budget_s:.0f} s): step {self.step_s * 1000:.0f} ms, evaluation "
+                f"{self.eval_s:.1f} s an epoch on this machine (probe {self.probe_s:.1f} s) -> {self.epochs} "
+                f"epoch(s){last}, about {self.planned_s:.0f} s")
 
 
 class _Measured(Exception):
@@ -112,18 +119,35 @@ def plan_budget(config: TrainConfig, ready, world) -> tuple[TrainConfig, BudgetP
     step_s, eval_batch_s = probe(ready, config.hyper, world)
     probe_s = time.perf_counter() - started
     eval_batches = len(ready.test_loader) + (len(ready.val_loader) if ready.val_loader else 0)
-    epoch_s = len(ready.train_loader) * step_s + eval_batches * eval_batch_s
-    end_s = 2 * eval_batches * eval_batch_s if config.hyper.tta_flip else 0.0  # each image and its mirror
-    epochs = math.floor((budget * FILL - probe_s - end_s) / epoch_s)
-    if epochs < 1:
+    eval_s = eval_batches * eval_batch_s
+    end_s = 2 * eval_s if config.hyper.tta_flip else 0.0  # each image and its mirror, once
+    per_epoch = len(ready.train_loader)
+    room = budget * FILL - probe_s - end_s
+    if room < per_epoch * step_s + eval_s:
         raise ConvzooError(
             f"budget {text} ({budget:.0f} s) is too short for one epoch of {config.arch} on this machine: "
-            f"one epoch with its evaluation takes about {epoch_s:.0f} s, and the probe took {probe_s:.0f} s; give "
-            f"at least {math.ceil((probe_s + epoch_s + end_s) / FILL)}s")
+            f"one epoch with its evaluation takes about {per_epoch * step_s + eval_s:.0f} s, and the probe took "
+            f"{probe_s:.0f} s; give at least {math.ceil((probe_s + per_epoch * step_s + eval_s + end_s) / FILL)}s")
+    epochs, steps = plan_steps(room, per_epoch, step_s, eval_s)
     if epochs <= config.hyper.warmup_epochs:
         raise ConvzooError(f"budget {text} fits {epochs} epoch(s) of {config.arch} on this machine, not more than "
                            f"the warm-up of {config.hyper.warmup_epochs:g}; give a longer budget or fewer "
                            f"--warmup-epochs")
+    last = steps - (epochs - 1) * per_epoch
+    plan = BudgetPlan(budget, epochs, steps, 0 if last == per_epoch else last, step_s, eval_s, end_s, probe_s,
+                      started)
     hyper = dataclasses.replace(config.hyper, epochs=epochs)
-    plan = BudgetPlan(budget, epochs, step_s, eval_batch_s, epoch_s, end_s, probe_s, started)
-    return dataclasses.replace(config, hyper=hyper), plan
+    return dataclasses.replace(config, hyper=hyper, last_epoch_steps=plan.last_epoch_steps), plan
+
+
+def plan_steps(room: float, per_epoch: int, step_s: float, eval_s: float) -> tuple[int, int]:
+    """The most training steps that fit ``room`` seconds with an evaluation after each epoch of ``per_epoch``
+    steps (an evaluation too after a last, shorter epoch), and the epochs they make. ``room`` fits one epoch."""
+    epochs = 1
+    while True:
+        steps = min(math.floor((room - epochs * eval_s) / step_s), epochs * per_epoch)
+        if steps <= (epochs - 1) * per_epoch:  # another epoch's evaluation leaves no time to train in it
+            return epochs - 1, (epochs - 1) * per_epoch
+        if steps < epochs * per_epoch:
+            return epochs, steps
+        epochs += 1

@@ -83,8 +83,11 @@ def resumed_config(saved: TrainConfig, arch: Architecture, requested: Mapping[st
         elif name not in CHANGEABLE and value != _saved_value(saved, name):
             raise ConvzooError(f"cannot change {name} on resume (the run has {_saved_value(saved, name)!r}, got "
                                f"{value!r}); only {', '.join(CHANGEABLE)} may change")
-    hyper = dataclasses.replace(saved.hyper, epochs=requested.get("epochs", saved.hyper.epochs))
-    return dataclasses.replace(saved, hyper=hyper, **{name: requested[name] for name in CHANGEABLE[1:] if name in requested})
+    epochs = requested.get("epochs", saved.hyper.epochs)
+    hyper = dataclasses.replace(saved.hyper, epochs=epochs)
+    cut = saved.last_epoch_steps if epochs == saved.hyper.epochs else 0  # the epochs added are whole
+    return dataclasses.replace(saved, hyper=hyper, last_epoch_steps=cut,
+                               **{name: requested[name] for name in CHANGEABLE[1:] if name in requested})
 
 
 def prepare(registry: Registry, run_id: str, requested: Mapping[str, Any],

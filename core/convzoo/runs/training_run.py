@@ -121,7 +121,7 @@ def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experime
     plan = None
     if config.hyper.budget and not resume:  # a resumed run keeps the epochs its budget planned
         config, plan = plan_budget(config, ready, world)
-        echo(plan.describe(config.hyper.budget))
+        echo(plan.describe(config.hyper.budget, len(ready.train_loader)))
     if not world.is_main:
         return train_untracked(ready, config, world, callbacks, resume, arch)
     if world.distributed:
@@ -177,7 +177,7 @@ class TrackedTraining:
         self.flip_tta = flip_tta_score(config)
         trainer = Trainer(ready.model, ready.train_loader, ready.test_loader, config.hyper, ready.precision,
                           world=self.world, val=ready.val_loader, num_classes=ready.dataset.num_classes,
-                          callbacks=[*self.early_stop, *self.flip_tta,
+                          last_epoch_steps=config.last_epoch_steps, callbacks=[*self.early_stop, *self.flip_tta,
             self._checkpointer(), run_log.MetricsLogger(self.outbox, self.run_id, epoch_log),
             ConsoleOutput(self.echo, epoch_log),
             run_log.StuckAtChance(self.arch.name, self.dataset.num_classes, self._tag, self.echo), hooks,
@@ -282,6 +282,7 @@ def train_untracked(ready: Prepared, config: TrainConfig, world: World, callback
     """A rank other than 0: the same training steps and collectives, nothing tracked, written or printed."""
     trainer = Trainer(ready.model, ready.train_loader, ready.test_loader, config.hyper, ready.precision, world=world,
                       val=ready.val_loader, num_classes=ready.dataset.num_classes,
+                      last_epoch_steps=config.last_epoch_steps,
                       callbacks=[*early_stopping(config, None), *flip_tta_score(config),
                                  checkpoint.Checkpointer(None, config.checkpoint_every, {}), *callbacks])
     if resume:

@@ -17,7 +17,7 @@ class ConsoleOutput(Callback):
     def on_step_end(self, trainer: Trainer) -> None:
         state = trainer.state
         if self.progress is None:
-            self.progress = Progress(len(trainer.train_loader), f"epoch {state.epoch}/{trainer.hyper.epochs}")
+            self.progress = Progress(trainer.steps_in(state.epoch), f"epoch {state.epoch}/{trainer.hyper.epochs}")
             self.progress.done = state.step - 1  # a resumed epoch starts where it stopped
         self.progress.update(lambda: f"loss {state.loss_sum.item() / state.seen:.4f} "
                                      f"acc {state.correct.item() / state.seen:.3f}")

@@ -11,6 +11,7 @@ gathered over all ranks.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import random
 import time
@@ -225,19 +226,20 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 class Trainer:
     """Trains ``model`` for ``hyper.epochs``, calling ``callbacks``; ``state_dict()`` is everything it knows.
-    ``num_classes``: the data's, over which mixup and CutMix mix the labels (needed only when the recipe mixes)."""
+    ``num_classes``: the data's, over which mixup and CutMix mix the labels (needed only when the recipe mixes);
+    ``last_epoch_steps``: the last epoch ends after this many steps (a budget's plan; 0: it is whole)."""
 
     def __init__(self, model: nn.Module, train: BatchLoader, test: BatchLoader, hyper: Recipe, precision: str,
                  callbacks: list[Callback] = (), world: World = SINGLE, val: BatchLoader | None = None,
-                 num_classes: int | None = None) -> None:
+                 num_classes: int | None = None, last_epoch_steps: int = 0) -> None:
         self.model, self.train_loader, self.test_loader, self.val_loader = model, train, test, val
         self.world = world
         self.parallel_model = world.wrap(model)  # what trains; ``model`` itself evaluates and is saved
         self.hyper, self.precision, self.device = hyper, precision, train.device
         self.callbacks = CallbackList(callbacks)
         self.optimizer = make_optimizer(model, hyper)
-        self.scheduler = make_scheduler(self.optimizer, hyper, hyper.epochs * len(train),
-                                        warmup_steps(hyper, len(train)))
+        self.last_epoch_steps = last_epoch_steps
+        self.scheduler = make_scheduler(self.optimizer, hyper, self.total_steps, warmup_steps(hyper, len(train)))
         self.erasing, self.mixing = make_erasing(hyper), make_mixing(hyper, num_classes)
         self.ema = make_ema(model, hyper)
         self.state = LoopState()
@@ -258,6 +260,15 @@ class Trainer:
     def request_stop(self) -> None:
         """End training after this epoch, as finished (what early stopping calls from ``on_epoch_end``)."""
         self.state.stopped_early = True
+
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps the whole run takes."""
+        return (self.hyper.epochs - 1) * len(self.train_loader) + self.steps_in(self.hyper.epochs)
+
+    def steps_in(self, epoch: int) -> int:
+        """Steps of ``epoch`` (from 1): all its batches, but the last epoch's cut when the run says so."""
+        return self.last_epoch_steps if epoch == self.hyper.epochs and self.last_epoch_steps else len(self.train_loader)
 
     @property
     def global_step(self) -> int:
@@ -290,7 +301,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler:
             self.scheduler.load_state_dict(state["scheduler"])
-            stretch_schedule(self.scheduler, self.hyper.epochs * len(self.train_loader))
+            stretch_schedule(self.scheduler, self.total_steps)
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
         self.state = LoopState.from_dict(state["loop"], self.device)
@@ -333,7 +344,7 @@ class Trainer:
         self._rng_on_resume = None
         model.train()
         start = time.perf_counter() - state.train_seconds
-        for images, labels in self.batches:
+        for images, labels in itertools.islice(self.batches, self.steps_in(state.epoch) - state.step):
             images, targets = self.transformed(images, labels)
             with autocast(self.device, self.precision):
                 output = self.parallel_model(images)
