@@ -1,18 +1,23 @@
 """Runs sized to a time budget: the plan the probe makes, what the run logs, that the probe leaves the run as
 ``--epochs PLANNED`` would train it, and the bad budgets. (The overrun against the wall clock is measured by
 ``make bench-budget``, not here.)"""
-import math
+import time
 
 import mlflow
 import pytest
+import torch
 from click.testing import CliRunner
 
 from convzoo.cli.app import cli
 from convzoo.errors import ConvzooError
 from convzoo.recipes import budget_seconds
 from convzoo.registry.plugins import get_registry
-from convzoo.runs.budget import FILL
+from convzoo.data.fashion_mnist import load
+from convzoo.data.pipeline import BatchLoader
+from convzoo.recipes import Recipe
+from convzoo.runs.budget import FILL, BudgetGuard, BudgetPlan
 from convzoo.runs.settings import check_request
+from convzoo.training.trainer import Trainer
 
 # a few batches an epoch: a budget of seconds fits several epochs
 SMALL = ["vgg", "--recipe", "quick", "--resize", "32", "--batch-size", "32", "--limit-train-batches", "12",
@@ -35,19 +40,23 @@ def test_a_budget_run_logs_its_plan_and_trains_as_the_planned_epochs_would(track
     [run] = mlflow.search_runs(output_format="list")
     params, metrics = run.data.params, run.data.metrics
     epochs = int(metrics["planned_epochs"])
-    assert params["budget"] == "8s" and float(params["budget_s"]) == 8 and int(params["epochs"]) == epochs
-    assert len(per_epoch(tracking_store, run.info.run_id, "test_acc")) == epochs >= 2
-    # the most steps whose predicted time, with the probe and an evaluation after each epoch, fills the budget's share
+    assert params["budget"] == "8s" and float(params["budget_s"]) == 8 and int(params["epochs"]) == epochs >= 3
+    # the most steps whose predicted time, with the probe and each epoch's end (evaluation, checkpoint), fills the
+    # budget's share
     planned = (metrics["probe_s"] + metrics["planned_steps"] * metrics["planned_step_s"]
-               + epochs * metrics["planned_eval_s"])
+               + epochs * metrics["planned_epoch_end_s"])
     assert metrics["planned_s"] == pytest.approx(planned) and metrics["planned_s"] <= 8 * FILL
-    assert 8 * FILL < metrics["planned_s"] + metrics["planned_step_s"] + metrics["planned_eval_s"]
-    steps = per_epoch(tracking_store, run.info.run_id, "train_steps")
-    assert sum(steps) == metrics["planned_steps"] and steps[:-1] == [12] * (epochs - 1) and 1 <= steps[-1] <= 12
-    assert 0 < metrics["probe_s"] < metrics["budget_wall_s"]
+    assert 8 * FILL < metrics["planned_s"] + metrics["planned_step_s"] + metrics["planned_epoch_end_s"]
     assert f"-> {epochs} epoch(s)" in result.output and "budget: trained and evaluated in " in result.output
+    assert 0 < metrics["probe_s"] < metrics["budget_wall_s"]
+    steps = per_epoch(tracking_store, run.info.run_id, "train_steps")
+    assert steps[:-1] == [12] * (len(steps) - 1) and 1 <= steps[-1] <= 12
+    if "s left, ending epoch" in result.output:  # the guard: this machine ran slower than its probe said
+        assert len(steps) <= epochs and sum(steps) <= metrics["planned_steps"]
+    else:
+        assert len(steps) == epochs and sum(steps) == metrics["planned_steps"]
 
-    fixed = CliRunner().invoke(cli, ["train", *SMALL, "--epochs", str(epochs - 1)])
+    fixed = CliRunner().invoke(cli, ["train", *SMALL, "--epochs", str(len(steps) - 1)])
     assert fixed.exit_code == 0, fixed.output
     other = next(r for r in mlflow.search_runs(output_format="list") if r.info.run_id != run.info.run_id)
     assert other.data.params["budget"] == "None" and "budget_s" not in other.data.params
@@ -83,3 +92,22 @@ def test_an_explicit_epochs_turns_a_recipes_budget_off():
     assert check_request(registry, "vgg", recipe="fast", epochs=2).hyper.budget is None
     with pytest.raises(ConvzooError, match="give budget or epochs, not both"):
         check_request(registry, "vgg", recipe="fast", epochs=2, budget="1m")
+
+
+def test_the_guard_ends_the_epoch_in_progress_when_the_clock_runs_out():
+    """A machine slower than its probe: the plan said 3 epochs, but 2 s after the plan was made only 1.5 s of the
+    budget are left, less than an evaluation (1 s) and a step (1 s)."""
+    fashion = load()
+    train, test = (BatchLoader(images, labels, 16, 28, torch.device("cpu"), shuffle=False, limit_batches=5)
+                   for images, labels in ((fashion.train_images, fashion.train_labels),
+                                          (fashion.test_images, fashion.test_labels)))
+    plan = BudgetPlan(budget_s=3.5, epochs=3, steps=15, last_epoch_steps=0, step_s=1.0, epoch_end_s=1.0, end_s=0.0,
+                      probe_s=0.1, started=time.perf_counter() - 2)
+    said = []
+    trainer = Trainer(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)), train, test,
+                      Recipe(epochs=3, batch_size=16, lr=0.01), "fp32", callbacks=[BudgetGuard(plan, said.append)])
+    trainer.fit()
+    [only] = trainer.state.history  # the first epoch, cut after its first step and evaluated; no second
+    assert only.train_steps == 1 and 0 < only.test_acc <= 1 and trainer.finished
+    assert said == [said[0]] and said[0].startswith("budget: 1.") and said[0].endswith(
+        "s left, ending epoch 1 after step 1 of 5 (this machine ran slower than the probe measured)")

@@ -8,8 +8,10 @@ import contextlib
 import copy
 import dataclasses
 import math
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from convzoo.config import TrainConfig
 from convzoo.errors import ConvzooError
@@ -32,24 +34,42 @@ class BudgetPlan:
     steps: int
     last_epoch_steps: int
     step_s: float
-    eval_s: float  # one epoch's evaluation
+    epoch_end_s: float  # what each epoch costs beyond its steps: evaluating validation and test, saving checkpoints
     end_s: float  # evaluations after the last epoch (the flip test-time augmentation's)
     probe_s: float
     started: float  # time.perf_counter() when the probe began: the budget's clock
 
     @property
     def planned_s(self) -> float:
-        return self.probe_s + self.steps * self.step_s + self.epochs * self.eval_s + self.end_s
+        return self.probe_s + self.steps * self.step_s + self.epochs * self.epoch_end_s + self.end_s
 
     def metrics(self) -> dict[str, float]:
         return {"planned_epochs": self.epochs, "planned_steps": self.steps, "planned_step_s": self.step_s,
-                "planned_eval_s": self.eval_s, "probe_s": self.probe_s, "planned_s": self.planned_s}
+                "planned_epoch_end_s": self.epoch_end_s, "probe_s": self.probe_s, "planned_s": self.planned_s}
 
     def describe(self, text: str, steps_per_epoch: int) -> str:
         last = f", the last cut to {self.last_epoch_steps} of {steps_per_epoch} steps" if self.last_epoch_steps else ""
-        return (f"budget {text} ({self.budget_s:.0f} s): step {self.step_s * 1000:.0f} ms, evaluation "
-                f"{self.eval_s:.1f} s an epoch on this machine (probe {self.probe_s:.1f} s) -> {self.epochs} "
+        return (f"budget {text} ({self.budget_s:.0f} s): step {self.step_s * 1000:.0f} ms, evaluation and checkpoint "
+                f"{self.epoch_end_s:.1f} s an epoch on this machine (probe {self.probe_s:.1f} s) -> {self.epochs} "
                 f"epoch(s){last}, about {self.planned_s:.0f} s")
+
+
+class BudgetGuard(Callback):
+    """Holds the plan to the clock: once the budget has less left than an epoch's end (evaluation, checkpoint; the
+    flip-TTA evaluation) and a step, the epoch in progress ends at this step, is evaluated, and is the last. It
+    catches a machine that turned slower than the probe measured; a resumed run, whose clock is gone, has none."""
+
+    def __init__(self, plan: BudgetPlan, echo) -> None:
+        self.plan, self.echo = plan, echo
+
+    def on_step_end(self, trainer) -> None:
+        plan = self.plan
+        left = plan.budget_s - (time.perf_counter() - plan.started)
+        if left < plan.epoch_end_s + plan.end_s + plan.step_s and not trainer.state.stopped_early:
+            trainer.stop_after_this_step()
+            self.echo(f"budget: {left:.1f} s left, ending epoch {trainer.state.epoch} after step "
+                      f"{trainer.state.step} of {trainer.steps_in(trainer.state.epoch)} (this machine ran slower "
+                      f"than the probe measured)")
 
 
 class _Measured(Exception):
@@ -89,9 +109,11 @@ class ProbeClock(Callback):
         self.evaluation.tick()
 
 
-def probe(ready, hyper: Recipe, world) -> tuple[float, float]:
-    """Seconds per training step and per evaluation batch, measured on a copy of ``ready.model`` with the run's
-    recipe (augmentation, mixing, the moving average, its precision); every global random generator is restored."""
+def probe(ready, hyper: Recipe, world) -> tuple[float, float, float]:
+    """Seconds per training step, per evaluation batch and per checkpoint save (into a temporary folder), measured on a
+    copy of ``ready.model`` with the run's recipe (augmentation, mixing, the moving average, its precision); every
+    global random generator is restored."""
+    from convzoo.training import checkpoint
     from convzoo.training.trainer import Trainer, rng_state, set_rng_state
 
     saved = rng_state()
@@ -104,8 +126,12 @@ def probe(ready, hyper: Recipe, world) -> tuple[float, float]:
     clock.evaluation = Stopwatch(len(ready.test_loader))
     with contextlib.suppress(_Measured):
         trainer.evaluate(ready.test_loader)
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        checkpoint.save(trainer.state_dict(), Path(folder) / checkpoint.FILE_NAME)
+        save_s = time.perf_counter() - started
     set_rng_state(saved)
-    return clock.steps.seconds_each, clock.evaluation.seconds_each
+    return clock.steps.seconds_each, clock.evaluation.seconds_each, save_s
 
 
 def plan_budget(config: TrainConfig, ready, world) -> tuple[TrainConfig, BudgetPlan]:
@@ -116,36 +142,37 @@ def plan_budget(config: TrainConfig, ready, world) -> tuple[TrainConfig, BudgetP
     text = config.hyper.budget
     budget = budget_seconds(text)
     started = time.perf_counter()
-    step_s, eval_batch_s = probe(ready, config.hyper, world)
+    step_s, eval_batch_s, save_s = probe(ready, config.hyper, world)
     probe_s = time.perf_counter() - started
     eval_batches = len(ready.test_loader) + (len(ready.val_loader) if ready.val_loader else 0)
-    eval_s = eval_batches * eval_batch_s
-    end_s = 2 * eval_s if config.hyper.tta_flip else 0.0  # each image and its mirror, once
     per_epoch = len(ready.train_loader)
-    room = budget * FILL - probe_s - end_s
-    if room < per_epoch * step_s + eval_s:
+    saves = 1 + ((per_epoch - 1) // config.checkpoint_every if config.checkpoint_every else 0)
+    epoch_end_s = eval_batches * eval_batch_s + saves * save_s
+    end_s = 2 * eval_batches * eval_batch_s if config.hyper.tta_flip else 0.0  # each image and its mirror, once
+    room, one_epoch = budget * FILL - probe_s - end_s, per_epoch * step_s + epoch_end_s
+    if room < one_epoch:
         raise ConvzooError(
             f"budget {text} ({budget:.0f} s) is too short for one epoch of {config.arch} on this machine: "
-            f"one epoch with its evaluation takes about {per_epoch * step_s + eval_s:.0f} s, and the probe took "
-            f"{probe_s:.0f} s; give at least {math.ceil((probe_s + per_epoch * step_s + eval_s + end_s) / FILL)}s")
-    epochs, steps = plan_steps(room, per_epoch, step_s, eval_s)
+            f"one epoch with its evaluation takes about {one_epoch:.0f} s, and the probe took {probe_s:.0f} s; give "
+            f"at least {math.ceil((probe_s + one_epoch + end_s) / FILL)}s")
+    epochs, steps = plan_steps(room, per_epoch, step_s, epoch_end_s)
     if epochs <= config.hyper.warmup_epochs:
         raise ConvzooError(f"budget {text} fits {epochs} epoch(s) of {config.arch} on this machine, not more than "
                            f"the warm-up of {config.hyper.warmup_epochs:g}; give a longer budget or fewer "
                            f"--warmup-epochs")
     last = steps - (epochs - 1) * per_epoch
-    plan = BudgetPlan(budget, epochs, steps, 0 if last == per_epoch else last, step_s, eval_s, end_s, probe_s,
-                      started)
+    plan = BudgetPlan(budget, epochs, steps, 0 if last == per_epoch else last, step_s, epoch_end_s, end_s,
+                      probe_s, started)
     hyper = dataclasses.replace(config.hyper, epochs=epochs)
     return dataclasses.replace(config, hyper=hyper, last_epoch_steps=plan.last_epoch_steps), plan
 
 
-def plan_steps(room: float, per_epoch: int, step_s: float, eval_s: float) -> tuple[int, int]:
-    """The most training steps that fit ``room`` seconds with an evaluation after each epoch of ``per_epoch``
-    steps (an evaluation too after a last, shorter epoch), and the epochs they make. ``room`` fits one epoch."""
+def plan_steps(room: float, per_epoch: int, step_s: float, epoch_end_s: float) -> tuple[int, int]:
+    """The most training steps that fit ``room`` seconds with an epoch's end (``epoch_end_s``) after each epoch of
+    ``per_epoch`` steps (and after a last, shorter epoch), and the epochs they make. ``room`` fits one epoch."""
     epochs = 1
     while True:
-        steps = min(math.floor((room - epochs * eval_s) / step_s), epochs * per_epoch)
+        steps = min(math.floor((room - epochs * epoch_end_s) / step_s), epochs * per_epoch)
         if steps <= (epochs - 1) * per_epoch:  # another epoch's evaluation leaves no time to train in it
             return epochs - 1, (epochs - 1) * per_epoch
         if steps < epochs * per_epoch:

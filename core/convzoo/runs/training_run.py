@@ -24,7 +24,7 @@ from convzoo.registry.catalogue import Architecture, Dataset
 from convzoo.registry.hookspecs import RunContext
 from convzoo.registry.plugins import get_plugin_manager
 from convzoo.registry.summary import count_params
-from convzoo.runs.budget import BudgetPlan, plan_budget
+from convzoo.runs.budget import BudgetGuard, BudgetPlan, plan_budget
 from convzoo.runs.lifecycle import Lifecycle, run_lifecycle
 from convzoo.runs.resume import Resume
 from convzoo.tracking import run_log
@@ -181,7 +181,7 @@ class TrackedTraining:
             self._checkpointer(), run_log.MetricsLogger(self.outbox, self.run_id, epoch_log),
             ConsoleOutput(self.echo, epoch_log),
             run_log.StuckAtChance(self.arch.name, self.dataset.num_classes, self._tag, self.echo), hooks,
-            *callbacks])
+            *([BudgetGuard(self.plan, self.echo)] if self.plan else []), *callbacks])
         if resume:
             self._continue(trainer, resume, epoch_log, utilization)
         else:

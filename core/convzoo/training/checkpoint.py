@@ -71,7 +71,8 @@ class Checkpointer(Callback):
             self.upload(self.path)
 
     def on_step_end(self, trainer: Trainer) -> None:
-        if self.every and trainer.global_step % self.every == 0 and trainer.state.step < trainer.steps_in(trainer.state.epoch):
+        in_epoch = trainer.state.step < trainer.steps_in(trainer.state.epoch)  # the epoch's end saves its last step
+        if self.every and trainer.global_step % self.every == 0 and in_epoch:
             self.save(trainer)
 
     def on_epoch_end(self, trainer: Trainer, metrics) -> None:

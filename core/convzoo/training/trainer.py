@@ -246,6 +246,7 @@ class Trainer:
         self.state.start_epoch(self.device)
         self.batches: EpochBatches | None = None
         self._rng_on_resume: torch.Tensor | None = None
+        self._epoch_cut = False
 
     @property
     def weights(self) -> nn.Module:
@@ -260,6 +261,12 @@ class Trainer:
     def request_stop(self) -> None:
         """End training after this epoch, as finished (what early stopping calls from ``on_epoch_end``)."""
         self.state.stopped_early = True
+
+    def stop_after_this_step(self) -> None:
+        """End the epoch in progress after this step, evaluate it, and finish (a budget's guard calls it from
+        ``on_step_end``)."""
+        self.request_stop()
+        self._epoch_cut = True
 
     @property
     def total_steps(self) -> int:
@@ -364,6 +371,8 @@ class Trainer:
             state.step += 1
             state.train_seconds = time.perf_counter() - start
             self.callbacks.on_step_end(self)
+            if self._epoch_cut:
+                break
         state.loss_sum.item()  # waits for the device's last step before the clock stops
         state.train_seconds = time.perf_counter() - start
 
@@ -407,12 +416,13 @@ class Trainer:
         state.predictions, state.confidence = test.predicted, test.confidence
         state.epoch += 1
         state.start_epoch(self.device)
-        self.batches = None
+        self.batches, self._epoch_cut = None, False
         self.callbacks.on_epoch_end(self, metrics)
 
     def evaluate(self, loader: BatchLoader) -> Evaluation:
         """Every image of ``loader`` through ``weights`` (the test set, or the validation split)."""
-        return evaluate(self.weights, loader, self.world, self.autocast(), lambda: self.callbacks.on_eval_step_end(self))
+        return evaluate(self.weights, loader, self.world, self.autocast(),
+                        lambda: self.callbacks.on_eval_step_end(self))
 
     def autocast(self):
         """The run's precision for one forward pass."""
