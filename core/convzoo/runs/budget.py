@@ -114,7 +114,8 @@ def probe(ready, hyper: Recipe, world) -> tuple[float, float, float]:
     copy of ``ready.model`` with the run's recipe (augmentation, mixing, the moving average, its precision); every
     global random generator is restored."""
     from convzoo.training import checkpoint
-    from convzoo.training.trainer import Trainer, rng_state, set_rng_state
+    from convzoo.training.rng import rng_state, set_rng_state
+    from convzoo.training.trainer import Trainer
 
     saved = rng_state()
     clock = ProbeClock(len(ready.train_loader))

@@ -188,12 +188,12 @@ class TrackedTraining:
             run_log.log_setup(config, self.arch, self.dataset, ready.splits, str(ready.device), ready.precision,
                               count_params(ready.model), utilization, self.world)
             if self.plan:
-                run_log.log_budget_plan(self.plan)
+                run_log.log_budget_plan(self.plan.metrics())
         with run_log.Heartbeat(self.outbox, self.run_id, run_log.heartbeat_seconds()):
             trainer.fit()
             leave()  # the other ranks are done; what follows is rank 0's alone
             if self.plan:
-                run_log.log_budget_used(self.plan, self.echo)
+                run_log.log_budget_used(self.plan.started, self.plan.budget_s, self.echo)
             self.wait_for_server()
             self.finish(trainer)
             run_log.describe_run(config, trainer.state.history, str(ready.device), ready.precision)

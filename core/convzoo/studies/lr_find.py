@@ -50,6 +50,10 @@ class RangeTest:
     def suggested_lr(self) -> float:
         return self.rates[self.turned_up] / 10
 
+    def summary(self) -> dict[str, float]:
+        return {"suggested_lr": self.suggested_lr, "lr_at_lowest_loss": self.rates[self.lowest],
+                "lr_turned_up": self.rates[self.turned_up], "lr_find_diverged": float(self.diverged)}
+
 
 def rate_at(step: int, steps: int, start_lr: float, end_lr: float) -> float:
     """The exponential sweep's rate at ``step`` (from 0): ``start_lr`` first, ``end_lr`` at the last of ``steps``."""
@@ -129,7 +133,7 @@ def lr_find(config: TrainConfig, arch: Architecture, dataset: Dataset, *, steps:
         run_log.log_new_params({**config.to_params(), "lr_find_steps": steps, "start_lr": start_lr,
                                 "end_lr": end_lr})
         found = sweep_rates(config, ready, steps, start_lr, end_lr)
-        run_log.log_range_test(found)
+        run_log.log_range_test(found.rates, found.losses, found.smoothed, found.summary())
         echo(f"lr-find {config.arch} ({config.recipe_resolved}): {len(found.rates)} steps from {start_lr:g} to "
              f"{found.rates[-1]:.3g}" + (" (stopped: the loss diverged)" if found.diverged else "")
              + f"; lowest smoothed loss {found.smoothed[found.lowest]:.4f} at lr {found.rates[found.lowest]:.3g}, "

@@ -10,7 +10,7 @@ import os
 import threading
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import mlflow
 import mlflow.pytorch
@@ -21,9 +21,6 @@ from mlflow.models import infer_signature
 from torch import nn
 
 from convzoo.training.callbacks import Callback
-if TYPE_CHECKING:
-    from convzoo.runs.budget import BudgetPlan
-    from convzoo.studies.lr_find import RangeTest
 from convzoo.config import TrainConfig
 from convzoo.data.splits import ImageSplits
 from convzoo.training.distributed import SINGLE, World
@@ -228,36 +225,36 @@ def log_best_epoch(epoch: int, metric: str, value: float, epochs_trained: int) -
     mlflow.log_metrics({"best_epoch": epoch, f"best_{metric}": value, "epochs_trained": epochs_trained})
 
 
-def log_budget_plan(plan: BudgetPlan) -> None:
-    """What the budget's probe measured and planned."""
-    mlflow.log_metrics(plan.metrics())
+def log_budget_plan(metrics: Mapping[str, float]) -> None:
+    """What a budget's probe measured and planned (``BudgetPlan.metrics``)."""
+    mlflow.log_metrics(dict(metrics))
 
 
-def log_budget_used(plan: BudgetPlan, echo: Callable[[str], None]) -> None:
-    """The wall time the budget covers (probe, training, evaluations), taken when training ends."""
-    used = time.perf_counter() - plan.started
+def log_budget_used(started: float, budget_s: float, echo: Callable[[str], None]) -> None:
+    """The wall time a budget covers (probe, training, evaluations) since ``started`` (``time.perf_counter``), taken
+    when training ends."""
+    used = time.perf_counter() - started
     mlflow.log_metric("budget_wall_s", used)
-    echo(f"budget: trained and evaluated in {used:.0f} s of {plan.budget_s:.0f} s ({used / plan.budget_s:.1%})")
+    echo(f"budget: trained and evaluated in {used:.0f} s of {budget_s:.0f} s ({used / budget_s:.1%})")
 
 
-def log_range_test(found: RangeTest) -> None:
+def log_range_test(rates: Sequence[float], losses: Sequence[float], smoothed: Sequence[float],
+                   summary: Mapping[str, float]) -> None:
     """The learning-rate range test into the active run: per step (``step`` = the sweep's step) the rate, the loss
-    and its smoothed value, the suggestion, and the figure ``lr_find.png``."""
+    and its smoothed value, the ``summary`` figures (the suggestion first), and the figure ``lr_find.png``."""
     from mlflow.entities import Metric
 
     from convzoo.tracking.figures import plot_range_test
 
     now = int(time.time() * 1000)
-    metrics = [Metric(key, value, now, step) for step, values in enumerate(zip(found.rates, found.losses,
-                                                                               found.smoothed))
+    metrics = [Metric(key, value, now, step) for step, values in enumerate(zip(rates, losses, smoothed))
                for key, value in zip(("lr_find_lr", "lr_find_loss", "lr_find_smoothed_loss"), values)
                if math.isfinite(value)]
     client, run_id = mlflow.MlflowClient(), mlflow.active_run().info.run_id
     for start in range(0, len(metrics), 1000):  # MLflow takes at most 1,000 metrics a batch
         client.log_batch(run_id, metrics=metrics[start:start + 1000])
-    mlflow.log_metrics({"suggested_lr": found.suggested_lr, "lr_at_lowest_loss": found.rates[found.lowest],
-                        "lr_turned_up": found.rates[found.turned_up], "lr_find_diverged": float(found.diverged)})
-    log_figure(plot_range_test(found.rates, found.losses, found.smoothed, found.suggested_lr), "lr_find.png")
+    mlflow.log_metrics(dict(summary))
+    log_figure(plot_range_test(rates, losses, smoothed, summary["suggested_lr"]), "lr_find.png")
 
 
 def log_flip_tta(accuracy: dict[str, float], echo: Callable[[str], None]) -> None:

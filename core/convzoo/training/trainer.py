@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -24,6 +23,8 @@ from torch import nn
 
 from convzoo.training.callbacks import Callback, CallbackList
 from convzoo.training.distributed import SINGLE, World, rank_seed
+from convzoo.training.regularizers import make_ema, make_erasing, make_mixing
+from convzoo.training.rng import rng_state, set_rng_state
 from convzoo.training.evaluation import Evaluation, evaluate
 from convzoo.data.pipeline import BatchLoader, EpochBatches
 from convzoo.recipes import Recipe
@@ -114,37 +115,6 @@ def make_optimizer(model: nn.Module, hyper: Recipe) -> torch.optim.Optimizer:
                                               fused=True)
 
 
-def make_mixing(hyper: Recipe, num_classes: int):
-    """torchvision's batch mixing the recipe asks for (``v2.MixUp``, ``v2.CutMix``, or one of them at random per
-    batch), or None. It draws from torch's global generator, which every checkpoint saves."""
-    if hyper.mixup_alpha is None and hyper.cutmix_alpha is None:
-        return None
-    from torchvision.transforms import v2
-
-    mixes = [mix(alpha=alpha, num_classes=num_classes)
-             for mix, alpha in ((v2.MixUp, hyper.mixup_alpha), (v2.CutMix, hyper.cutmix_alpha)) if alpha is not None]
-    return mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
-
-
-def make_erasing(hyper: Recipe):
-    """torchvision's random erasing for one image, with the recipe's chance, or None."""
-    if not hyper.random_erasing:
-        return None
-    from torchvision.transforms import v2
-
-    return v2.RandomErasing(p=hyper.random_erasing, value=0)
-
-
-def make_ema(model: nn.Module, hyper: Recipe):
-    """An exponential moving average of ``model``'s weights and buffers (``AveragedModel`` with torch's EMA
-    function, as torchvision's reference recipes keep one), or None when the recipe has no ``ema_decay``."""
-    if hyper.ema_decay is None:
-        return None
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(hyper.ema_decay), use_buffers=True)
-
-
 def warmup_steps(hyper: Recipe, steps_per_epoch: int) -> int:
     """Steps of the linear warm-up: ``warmup_epochs`` of them, at least one when asked for."""
     return max(1, round(hyper.warmup_epochs * steps_per_epoch)) if hyper.warmup_epochs else 0
@@ -196,32 +166,6 @@ def time_to_target(history: list[EpochMetrics], target: float | None) -> tuple[i
         if metrics.val_acc is not None and metrics.val_acc >= target:
             return metrics.epoch, seconds
     return None
-
-
-def rng_state() -> dict[str, Any]:
-    """Every global random generator a run may draw from (dropout uses torch's)."""
-    import numpy
-
-    kind, keys, position, has_gauss, cached = numpy.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
-             "python_version": random.getstate()[0], "python_gauss": random.getstate()[2],
-             "numpy": {"keys": torch.from_numpy(keys.astype("int64")), "position": position,
-                       "has_gauss": has_gauss, "cached": cached}}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    import numpy
-
-    torch.set_rng_state(state["torch"])
-    random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
-    saved = state["numpy"]
-    numpy.random.set_state(("MT19937", saved["keys"].numpy().astype("uint32"), saved["position"],
-                            saved["has_gauss"], saved["cached"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class Trainer:
