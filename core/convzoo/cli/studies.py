@@ -217,10 +217,9 @@ def lr_find(arch: str, experiment: str | None, steps: int, start_lr: float, end_
     step until the loss diverges; logged as its own MLflow run with the loss-vs-rate figure, and the suggested rate
     printed. Nothing is kept for later runs."""
     from convzoo.runs.settings import run_config
-    from convzoo.studies.lr_find import check_sweep, lr_find as range_test
+    from convzoo.studies.lr_find import lr_find as range_test
 
     refuse_experiment_under_mlflow_run(experiment)
-    check_sweep(steps, start_lr, end_lr)
     config, architecture, data = run_config(get_registry(), arch, **run_settings(settings))
     range_test(config, architecture, data, steps=steps, start_lr=start_lr, end_lr=end_lr, experiment=experiment,
                echo=echo_now)

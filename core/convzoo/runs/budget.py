@@ -1,7 +1,8 @@
-"""Runs sized to a time budget (``--budget 10m``): a short probe measures this machine's training step and evaluation
-batch for this architecture and recipe, and the plan is the most whole epochs whose training and evaluation, with
-the probe itself, end within the budget. The run then trains exactly as ``--epochs PLANNED`` would: the probe trains
-a copy of the model and leaves every random generator as it found it."""
+"""Runs sized to a time budget (``--budget 10m``): a short probe measures this machine's training step, evaluation
+batch and checkpoint save for this architecture and recipe, and the plan is the most training steps that, with each
+epoch's end and the probe itself, end within the budget: whole epochs, the last one cut. The probe trains a copy of
+the model and leaves every random generator as it found it, so the run's whole epochs are those of ``--epochs``; a
+guard ends the run early if the machine turns slower than the probe measured."""
 from __future__ import annotations
 
 import contextlib
@@ -26,8 +27,8 @@ MIN_TIMED, MAX_TIMED, TIMED_SECONDS = 3, 30, 3.0
 
 @dataclass(frozen=True)
 class BudgetPlan:
-    """What the probe measured (seconds per training step, per evaluation of validation and test) and the plan:
-    ``epochs``, the last of them cut to ``last_epoch_steps`` steps (0: whole), ``steps`` in all."""
+    """What the probe measured (seconds per training step, per epoch's end) and the plan: ``epochs``, the last of them
+    cut to ``last_epoch_steps`` steps (0: whole), ``steps`` in all."""
 
     budget_s: float
     epochs: int
