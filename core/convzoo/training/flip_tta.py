@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from convzoo.training.callbacks import Callback
-from convzoo.training.evaluation import evaluate
 
 
 class FlipAveraged(nn.Module):
@@ -34,5 +33,4 @@ class FlipTTAScore(Callback):
         loaders = {"tta_val_acc": trainer.val_loader, "tta_test_acc": trainer.test_loader}
         for key, loader in loaders.items():
             if loader is not None:
-                self.accuracy[key] = evaluate(model, loader, trainer.world, trainer.autocast(),
-                                              lambda: trainer.callbacks.on_eval_step_end(trainer)).accuracy
+                self.accuracy[key] = trainer.evaluate(loader, model).accuracy

@@ -363,11 +363,8 @@ class Trainer:
         self.batches, self._epoch_cut = None, False
         self.callbacks.on_epoch_end(self, metrics)
 
-    def evaluate(self, loader: BatchLoader) -> Evaluation:
-        """Every image of ``loader`` through ``weights`` (the test set, or the validation split)."""
-        return evaluate(self.weights, loader, self.world, self.autocast(),
+    def evaluate(self, loader: BatchLoader, model: nn.Module | None = None) -> Evaluation:
+        """Every image of ``loader`` (the test set, or the validation split) through ``model``, by default
+        ``weights``, in the run's precision."""
+        return evaluate(model or self.weights, loader, self.world, autocast(self.device, self.precision),
                         lambda: self.callbacks.on_eval_step_end(self))
-
-    def autocast(self):
-        """The run's precision for one forward pass."""
-        return autocast(self.device, self.precision)
