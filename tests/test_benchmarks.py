@@ -133,6 +133,9 @@ def test_time_to_accuracy_trains_the_fast_recipe_per_seed_within_a_budget_agains
     assert run["epochs"] >= 1 and 0 < run["val_acc"] < 1
     assert run["parity"] == "passed"
     assert f"{run['test_acc']:.4f}" in done.stdout and "0/1" in done.stdout
+    summary = report["summaries"]["vgg"]  # one seed: its interval is the point itself
+    assert summary["test_acc_mean"] == summary["test_acc_ci_low"] == run["test_acc"]
+    assert summary["val_acc_mean"] == run["val_acc"] and run["tta_test_acc"] is None  # fast has no flip TTA
 
 
 def test_folder_cache_compares_two_folder_sizes_and_the_second_start(tmp_path):
