@@ -18,6 +18,7 @@ from convzoo.data.pipeline import BatchLoader
 from convzoo.recipes import Recipe
 from convzoo.runs.budget import FILL, BudgetGuard, BudgetPlan
 from convzoo.runs.settings import check_request
+from convzoo.training.callbacks import Callback
 from convzoo.training.trainer import Trainer
 
 # a few batches an epoch: a budget of seconds fits several epochs
@@ -40,11 +41,12 @@ def test_a_budget_run_logs_its_plan_and_trains_as_the_planned_epochs_would(track
     assert result.exit_code == 0, result.output
     [run] = mlflow.search_runs(output_format="list")
     params, metrics = run.data.params, run.data.metrics
-    epochs = int(metrics["planned_epochs"])
+    plans = per_epoch(tracking_store, run.info.run_id, "planned_epochs")  # the probe's, then each epoch's re-plan
+    epochs, first_steps = int(plans[0]), per_epoch(tracking_store, run.info.run_id, "planned_steps")[0]
     assert params["budget"] == "8s" and float(params["budget_s"]) == 8 and int(params["epochs"]) == epochs >= 3
     # the most steps whose predicted time, with the probe and each epoch's end (evaluation, checkpoint), fills the
     # budget's share
-    planned = (metrics["probe_s"] + metrics["planned_steps"] * metrics["planned_step_s"]
+    planned = (metrics["probe_s"] + first_steps * metrics["planned_step_s"]
                + epochs * metrics["planned_epoch_end_s"])
     assert metrics["planned_s"] == pytest.approx(planned) and metrics["planned_s"] <= 8 * FILL
     assert 8 * FILL < metrics["planned_s"] + metrics["planned_step_s"] + metrics["planned_epoch_end_s"]
@@ -52,10 +54,12 @@ def test_a_budget_run_logs_its_plan_and_trains_as_the_planned_epochs_would(track
     assert 0 < metrics["probe_s"] < metrics["budget_wall_s"]
     steps = per_epoch(tracking_store, run.info.run_id, "train_steps")
     assert steps[:-1] == [12] * (len(steps) - 1) and 1 <= steps[-1] <= 12
-    if "s left, ending epoch" in result.output:  # the guard: this machine ran slower than its probe said
-        assert len(steps) <= epochs and sum(steps) <= metrics["planned_steps"]
+    last_plan = int(metrics["planned_epochs"])
+    assert run.data.tags["convzoo.epochs"] == str(last_plan)
+    if "s left, ending epoch" in result.output:  # the guard: this machine ran slower than its last plan said
+        assert len(steps) <= last_plan and sum(steps) <= metrics["planned_steps"]
     else:
-        assert len(steps) == epochs and sum(steps) == metrics["planned_steps"]
+        assert len(steps) == last_plan and sum(steps) == metrics["planned_steps"]
 
     fixed = CliRunner().invoke(cli, ["train", *SMALL, "--epochs", str(len(steps) - 1)])
     assert fixed.exit_code == 0, fixed.output
@@ -113,3 +117,31 @@ def test_the_guard_ends_the_epoch_in_progress_when_the_clock_runs_out():
     [line] = said
     assert re.fullmatch(r"budget: -?\d+\.\d s left, ending epoch 1 after step 1 of 5 \(this machine ran slower than "
                         r"the probe measured\)", line)
+
+
+def test_each_epoch_plans_the_rest_again_so_the_schedule_ends_with_the_budget():
+    """A probe that said steps take 2 ms, where each takes over 20 ms: the first plan is many epochs too long. After
+    the first epoch the guard plans again from the steps measured, and the cosine schedule anneals to its end
+    within the budget instead of being cut near its start."""
+    fashion = load()
+    train, test = (BatchLoader(images, labels, 16, 28, torch.device("cpu"), shuffle=False, limit_batches=5)
+                   for images, labels in ((fashion.train_images, fashion.train_labels),
+                                          (fashion.test_images, fashion.test_labels)))
+    plan = BudgetPlan(budget_s=1.5, epochs=60, steps=300, last_epoch_steps=0, step_s=0.002, epoch_end_s=0.02,
+                      end_s=0.0, probe_s=0.0, started=time.perf_counter())
+
+    class SlowSteps(Callback):
+        def on_step_end(self, trainer):
+            time.sleep(0.02)
+
+    plans = []
+    trainer = Trainer(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)), train, test,
+                      Recipe(epochs=60, batch_size=16, lr=0.01, schedule="cosine"), "fp32",
+                      callbacks=[BudgetGuard(plan, print, lambda *plan: plans.append(plan)), SlowSteps()])
+    trainer.fit()
+    history = trainer.state.history
+    assert plans and plans[0][0] == 1 and plans[0][1] < 30  # after epoch 1: at most half the epochs first planned
+    assert trainer.hyper.epochs == plans[-1][1] and len(history) <= plans[-1][1]
+    assert sum(m.train_steps for m in history) <= plans[-1][3]
+    # without the re-plan the guard would have cut the 60-epoch cosine near its start, at about lr 0.0095
+    assert history[-1].lr < 0.002 and trainer.finished

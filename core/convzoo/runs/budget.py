@@ -1,8 +1,8 @@
 """Runs sized to a time budget (``--budget 10m``): a short probe measures this machine's training step, evaluation
 batch and checkpoint save for this architecture and recipe, and the plan is the most training steps that, with each
 epoch's end and the probe itself, end within the budget: whole epochs, the last one cut. The probe trains a copy of
-the model and leaves every random generator as it found it, so the run's whole epochs are those of ``--epochs``; a
-guard ends the run early if the machine turns slower than the probe measured."""
+the model and leaves every random generator as it found it, so the run draws what ``--epochs`` would; a plans the rest again after each epoch from the steps measured so far, and ends the run early if the machine turns
+slower still."""
 from __future__ import annotations
 
 import contextlib
@@ -56,12 +56,18 @@ class BudgetPlan:
 
 
 class BudgetGuard(Callback):
-    """Holds the plan to the clock: once the budget has less left than an epoch's end (evaluation, checkpoint; the
-    flip-TTA evaluation) and a step, the epoch in progress ends at this step, is evaluated, and is the last. It
-    catches a machine that turned slower than the probe measured; a resumed run, whose clock is gone, has none."""
+    """Holds the plan to the clock. After each epoch it plans the rest again from the steps this run has measured
+    (a probe of a few seconds can be off by a tenth over a long run), and the schedule is made to end at the new last
+    step; ``replanned(epoch, epochs, last_epoch_steps, steps)`` hears of each change. Once the budget has less left
+    than an epoch's end (evaluation, checkpoint; the flip-TTA evaluation) and a step, the epoch in progress ends at
+    this step, is evaluated, and is the last. A resumed run, whose clock is gone, has none."""
 
-    def __init__(self, plan: BudgetPlan, echo) -> None:
-        self.plan, self.echo = plan, echo
+    def __init__(self, plan: BudgetPlan, echo, replanned=lambda epoch, epochs, last_epoch_steps, steps: None) -> None:
+        self.plan, self.echo, self.replanned = plan, echo, replanned
+        self.training_started = plan.started + plan.probe_s
+
+    def on_run_start(self, trainer) -> None:
+        self.training_started = time.perf_counter()
 
     def on_step_end(self, trainer) -> None:
         plan = self.plan
@@ -71,6 +77,20 @@ class BudgetGuard(Callback):
             self.echo(f"budget: {left:.1f} s left, ending epoch {trainer.state.epoch} after step "
                       f"{trainer.state.step} of {trainer.steps_in(trainer.state.epoch)} (this machine ran slower "
                       f"than the probe measured)")
+
+    def on_epoch_end(self, trainer, metrics) -> None:
+        if trainer.finished:
+            return
+        plan, now, done = self.plan, time.perf_counter(), trainer.state.epoch - 1
+        per_epoch, steps_done = len(trainer.train_loader), trainer.global_step
+        step_s = max(now - self.training_started - done * plan.epoch_end_s, 0.0) / steps_done or plan.step_s
+        room = plan.budget_s * FILL - (now - plan.started) - plan.end_s
+        more, steps = plan_steps(room, per_epoch, step_s, plan.epoch_end_s)
+        last = steps - (more - 1) * per_epoch if more else 0
+        epochs, last_epoch_steps = done + more, 0 if last == per_epoch else last
+        if (epochs, last_epoch_steps) != (trainer.hyper.epochs, trainer.last_epoch_steps):
+            trainer.replan(epochs, last_epoch_steps)
+            self.replanned(done, epochs, last_epoch_steps, steps_done + steps)
 
 
 class _Measured(Exception):
@@ -171,7 +191,7 @@ def plan_budget(config: TrainConfig, ready, world) -> tuple[TrainConfig, BudgetP
 
 def plan_steps(room: float, per_epoch: int, step_s: float, epoch_end_s: float) -> tuple[int, int]:
     """The most training steps that fit ``room`` seconds with an epoch's end (``epoch_end_s``) after each epoch of
-    ``per_epoch`` steps (and after a last, shorter epoch), and the epochs they make. ``room`` fits one epoch."""
+    ``per_epoch`` steps (and after a last, shorter epoch), and the epochs they make; (0, 0) when not a step fits."""
     epochs = 1
     while True:
         steps = min(math.floor((room - epochs * epoch_end_s) / step_s), epochs * per_epoch)

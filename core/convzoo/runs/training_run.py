@@ -3,6 +3,7 @@ the run records on the way."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import socket
@@ -42,7 +43,7 @@ from convzoo.training.observers import PluginHooks
 from convzoo.training.setup import build_model, describe_world, make_loaders, prepare_device
 from convzoo.training.trainer import EpochMetrics, Trainer
 from convzoo.training.utilization import run_utilization
-from convzoo.vocabulary import CHECKPOINTS_DIR, PLUGIN_ERRORS_TAG
+from convzoo.vocabulary import CHECKPOINTS_DIR, EPOCHS_TAG, PLUGIN_ERRORS_TAG
 
 
 @dataclass
@@ -175,13 +176,14 @@ class TrackedTraining:
         self.early_stop = early_stopping(config, self.path.with_name(BEST_FILE), self._upload("best-checkpoint"),
                                          self.echo)
         self.flip_tta = flip_tta_score(config)
+        self.checkpointer = self._checkpointer()
+        guard = [BudgetGuard(self.plan, self.echo, self._replanned)] if self.plan else []  # re-plans before a save
         trainer = Trainer(ready.model, ready.train_loader, ready.test_loader, config.hyper, ready.precision,
                           world=self.world, val=ready.val_loader, num_classes=ready.dataset.num_classes,
                           last_epoch_steps=config.last_epoch_steps, callbacks=[*self.early_stop, *self.flip_tta,
-            self._checkpointer(), run_log.MetricsLogger(self.outbox, self.run_id, epoch_log),
+            *guard, self.checkpointer, run_log.MetricsLogger(self.outbox, self.run_id, epoch_log),
             ConsoleOutput(self.echo, epoch_log),
-            run_log.StuckAtChance(self.arch.name, self.dataset.num_classes, self._tag, self.echo), hooks,
-            *([BudgetGuard(self.plan, self.echo)] if self.plan else []), *callbacks])
+            run_log.StuckAtChance(self.arch.name, self.dataset.num_classes, self._tag, self.echo), hooks, *callbacks])
         if resume:
             self._continue(trainer, resume, epoch_log, utilization)
         else:
@@ -196,7 +198,7 @@ class TrackedTraining:
                 run_log.log_budget_used(self.plan.started, self.plan.budget_s, self.echo)
             self.wait_for_server()
             self.finish(trainer)
-            run_log.describe_run(config, trainer.state.history, str(ready.device), ready.precision)
+            run_log.describe_run(self.config, trainer.state.history, str(ready.device), ready.precision)
         self.wait_for_server()
         return trainer
 
@@ -205,6 +207,17 @@ class TrackedTraining:
                 "precision": self.ready.precision, "host": socket.gethostname(), "pid": os.getpid(),
                 "world_size": self.world.size}
         return checkpoint.Checkpointer(self.path, self.config.checkpoint_every, meta, upload=self._upload("checkpoint"))
+
+    def _replanned(self, epoch: int, epochs: int, last_epoch_steps: int, steps: int) -> None:
+        """A budget's new plan after ``epoch``: in the run's config and the checkpoints from now on (a resumed run
+        keeps it), as ``planned_epochs`` / ``planned_steps`` at that step, and as the run's epochs tag."""
+        hyper = dataclasses.replace(self.config.hyper, epochs=epochs)
+        self.config = dataclasses.replace(self.config, hyper=hyper, last_epoch_steps=last_epoch_steps)
+        self.checkpointer.meta["config"] = self.config.to_dict()
+        for key, value in (("planned_epochs", epochs), ("planned_steps", steps)):
+            self.outbox.put(None, lambda client, key=key, value=value: client.log_metric(
+                self.run_id, key, value, step=epoch))
+        self._tag(EPOCHS_TAG, str(epochs))
 
     def _upload(self, key: str) -> Callable[[Path], None]:
         """Queue a saved checkpoint file for the run's checkpoints folder (a newer one under ``key`` replaces it)."""

@@ -11,6 +11,7 @@ gathered over all ranks.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import math
 import time
@@ -136,12 +137,17 @@ def make_scheduler(optimizer: torch.optim.Optimizer, hyper: Recipe, steps: int, 
                                      milestones=[warmup])
 
 
-def stretch_schedule(scheduler, steps: int) -> None:
-    """Make a loaded schedule end after ``steps`` (a resumed run may have been given more epochs); one cycle, and a
-    warm-up, keep their warm-up and anneal over the longer run."""
+def stretch_schedule(scheduler, steps: int, scale_warmup: bool = False) -> None:
+    """Make a schedule end after ``steps`` (a resumed run may have been given more epochs); one cycle, and a
+    warm-up, keep their warm-up and anneal over the longer run. ``scale_warmup``: a one-cycle warm-up still in
+    progress keeps its share of the run instead (a budget's re-plan)."""
     if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
+        phases = scheduler._schedule_phases  # OneCycleLR fixes its phases when it is made
+        if scale_warmup and scheduler.last_epoch < phases[0]["end_step"]:
+            share = (phases[0]["end_step"] + 1) / scheduler.total_steps
+            phases[0]["end_step"] = max(float(scheduler.last_epoch), share * steps - 1)
         scheduler.total_steps = steps
-        scheduler._schedule_phases[-1]["end_step"] = steps - 1  # OneCycleLR fixes its phases when it is made
+        phases[-1]["end_step"] = steps - 1
     elif isinstance(scheduler, torch.optim.lr_scheduler.SequentialLR):
         scheduler._schedulers[-1].T_max = steps - scheduler._milestones[0]
     elif isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
@@ -205,6 +211,14 @@ class Trainer:
     def request_stop(self) -> None:
         """End training after this epoch, as finished (what early stopping calls from ``on_epoch_end``)."""
         self.state.stopped_early = True
+
+    def replan(self, epochs: int, last_epoch_steps: int) -> None:
+        """Train ``epochs`` in all, the last cut to ``last_epoch_steps`` steps (0: whole), the schedule made to end
+        there (a budget's re-plan at an epoch's end)."""
+        self.hyper = dataclasses.replace(self.hyper, epochs=epochs)
+        self.last_epoch_steps = last_epoch_steps
+        if self.scheduler:
+            stretch_schedule(self.scheduler, self.total_steps, scale_warmup=True)
 
     def stop_after_this_step(self) -> None:
         """End the epoch in progress after this step, evaluate it, and finish (a budget's guard calls it from
