@@ -57,7 +57,7 @@ def train(arch: str, seed: int, folder: Path, args: argparse.Namespace) -> dict:
     budget = float(params["budget_s"]) if "budget_s" in params else None
     return {"arch": arch, "seed": seed, "run_id": run.info.run_id, "test_acc": metrics["test_acc"],
             "val_acc": metrics.get("val_acc"), "tta_test_acc": metrics.get("tta_test_acc"),
-            "tta_val_acc": metrics.get("tta_val_acc"), "epochs": int(params["epochs"]),
+            "tta_val_acc": metrics.get("tta_val_acc"), "epochs": len(epoch_times),  # a budget may re-plan its epochs
             "time_to_target": metrics.get("time_to_target"),
             "train_eval_seconds": sum(m.value for m in epoch_times), "wall_seconds": wall,
             "budget_s": budget, "budget_wall_s": metrics.get("budget_wall_s"),
