@@ -120,6 +120,8 @@ def test_ui_serves_the_store_the_runs_went_to(two_runs, tracking_store, tmp_path
         gone, alive = psutil.wait_procs(children, timeout=15)
         assert alive == []
         with socket.socket() as probe:
+            # as a restarted server binds: the browser's closed connections may linger in TIME_WAIT, a listener not
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(("127.0.0.1", port))  # free again
     finally:
         with contextlib.suppress(ProcessLookupError):
