@@ -1,8 +1,9 @@
 """Runs sized to a time budget (``--budget 10m``): a short probe measures this machine's training step, evaluation
 batch and checkpoint save for this architecture and recipe, and the plan is the most training steps that, with each
 epoch's end and the probe itself, end within the budget: whole epochs, the last one cut. The probe trains a copy of
-the model and leaves every random generator as it found it, so the run draws what ``--epochs`` would; a plans the rest again after each epoch from the steps measured so far, and ends the run early if the machine turns
-slower still."""
+the model and leaves every random generator as it found it, so the run draws what ``--epochs`` would. A guard plans
+the rest again after each epoch from the steps measured so far, and ends the run early if the machine turns slower
+still."""
 from __future__ import annotations
 
 import contextlib
