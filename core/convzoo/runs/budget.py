@@ -65,7 +65,7 @@ class BudgetGuard(Callback):
 
     def __init__(self, plan: BudgetPlan, echo, replanned=lambda epoch, epochs, last_epoch_steps, steps: None) -> None:
         self.plan, self.echo, self.replanned = plan, echo, replanned
-        self.training_started = plan.started + plan.probe_s
+        self.training_started = None  # set when the run starts: the plan's step time is measured from there
 
     def on_run_start(self, trainer) -> None:
         self.training_started = time.perf_counter()
@@ -86,9 +86,8 @@ class BudgetGuard(Callback):
         per_epoch, steps_done = len(trainer.train_loader), trainer.global_step
         step_s = max(now - self.training_started - done * plan.epoch_end_s, 0.0) / steps_done or plan.step_s
         room = plan.budget_s * FILL - (now - plan.started) - plan.end_s
-        more, steps = plan_steps(room, per_epoch, step_s, plan.epoch_end_s)
-        last = steps - (more - 1) * per_epoch if more else 0
-        epochs, last_epoch_steps = done + more, 0 if last == per_epoch else last
+        more, steps, last_epoch_steps = plan_steps(room, per_epoch, step_s, plan.epoch_end_s)
+        epochs = done + more
         if (epochs, last_epoch_steps) != (trainer.hyper.epochs, trainer.last_epoch_steps):
             trainer.replan(epochs, last_epoch_steps)
             self.replanned(done, epochs, last_epoch_steps, steps_done + steps)
@@ -178,26 +177,25 @@ def plan_budget(config: TrainConfig, ready, world) -> tuple[TrainConfig, BudgetP
             f"budget {text} ({budget:.0f} s) is too short for one epoch of {config.arch} on this machine: "
             f"one epoch with its evaluation takes about {one_epoch:.0f} s, and the probe took {probe_s:.0f} s; give "
             f"at least {math.ceil((probe_s + one_epoch + end_s) / FILL)}s")
-    epochs, steps = plan_steps(room, per_epoch, step_s, epoch_end_s)
+    epochs, steps, last_epoch_steps = plan_steps(room, per_epoch, step_s, epoch_end_s)
     if epochs <= config.hyper.warmup_epochs:
         raise ConvzooError(f"budget {text} fits {epochs} epoch(s) of {config.arch} on this machine, not more than "
                            f"the warm-up of {config.hyper.warmup_epochs:g}; give a longer budget or fewer "
                            f"--warmup-epochs")
-    last = steps - (epochs - 1) * per_epoch
-    plan = BudgetPlan(budget, epochs, steps, 0 if last == per_epoch else last, step_s, epoch_end_s, end_s,
-                      probe_s, started)
+    plan = BudgetPlan(budget, epochs, steps, last_epoch_steps, step_s, epoch_end_s, end_s, probe_s, started)
     hyper = dataclasses.replace(config.hyper, epochs=epochs)
     return dataclasses.replace(config, hyper=hyper, last_epoch_steps=plan.last_epoch_steps), plan
 
 
-def plan_steps(room: float, per_epoch: int, step_s: float, epoch_end_s: float) -> tuple[int, int]:
+def plan_steps(room: float, per_epoch: int, step_s: float, epoch_end_s: float) -> tuple[int, int, int]:
     """The most training steps that fit ``room`` seconds with an epoch's end (``epoch_end_s``) after each epoch of
-    ``per_epoch`` steps (and after a last, shorter epoch), and the epochs they make; (0, 0) when not a step fits."""
+    ``per_epoch`` steps (and after a last, shorter epoch): the epochs they make, the steps, and the steps of the last
+    epoch when it is cut (0: whole); (0, 0, 0) when not a step fits."""
     epochs = 1
     while True:
         steps = min(math.floor((room - epochs * epoch_end_s) / step_s), epochs * per_epoch)
         if steps <= (epochs - 1) * per_epoch:  # another epoch's evaluation leaves no time to train in it
-            return epochs - 1, (epochs - 1) * per_epoch
+            return epochs - 1, (epochs - 1) * per_epoch, 0
         if steps < epochs * per_epoch:
-            return epochs, steps
+            return epochs, steps, steps - (epochs - 1) * per_epoch
         epochs += 1
