@@ -4,7 +4,7 @@
 # make test-fast: unit tests and the command line's error paths, under a minute (leaves out tests marked slow)
 # make docs: build the documentation site (docs/, mkdocs.yml) strictly and serve it at http://127.0.0.1:8000
 # Benchmarks: make bench-train, make bench-inference, make bench-startup, make bench-folder, make bench-checkpoint, make bench-sweep,
-#   make bench-dp, make bench-profile, make bench-accuracy, make bench-budget, make bench-serving
+#   make bench-dp, make bench-profile, make bench-accuracy, make bench-budget, make bench-serving, make bench-denormals
 # (see README); make server starts a team tracking server
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,7 +17,7 @@ DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 ARCH ?= alexnet
 WORKERS ?= auto
 
-.PHONY: install data postgres browser run test test-fast docs ui server bench-train bench-inference bench-startup bench-folder bench-checkpoint bench-sweep bench-dp bench-profile bench-accuracy bench-budget bench-serving clean
+.PHONY: install data postgres browser run test test-fast docs ui server bench-train bench-inference bench-startup bench-folder bench-checkpoint bench-sweep bench-dp bench-profile bench-accuracy bench-budget bench-serving bench-denormals clean
 
 install: $(STAMP)
 
@@ -99,6 +99,9 @@ bench-budget: install data
 
 bench-serving: install data
 	$(BIN)/python benchmarks/serving.py $(BENCH_ARGS)
+
+bench-denormals: install data  # BENCH_ARGS="--checkpoint last.pt": a long run's checkpoint
+	$(BIN)/python benchmarks/denormals.py $(BENCH_ARGS)
 
 bench-startup: install
 	$(BIN)/python benchmarks/startup.py $(BENCH_ARGS)

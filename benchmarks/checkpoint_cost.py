@@ -18,8 +18,8 @@ from pathlib import Path
 import mlflow
 
 import report
+from step_clock import StepClock
 from convzoo.training import checkpoint
-from convzoo.training.callbacks import Callback
 from convzoo.config import DEFAULT_CHECKPOINT_EVERY
 from convzoo.runs.settings import resolve_config
 from convzoo.registry.plugins import get_registry
@@ -29,19 +29,6 @@ from convzoo.training.trainer import Trainer
 from convzoo.vocabulary import CHECKPOINTS_DIR
 
 RECIPES = ("seed", "quick")
-
-
-class StepClock(Callback):
-    """Records how long each training step took."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self.last = time.perf_counter()
-
-    def on_step_end(self, trainer) -> None:
-        now = time.perf_counter()
-        self.times.append(now - self.last)
-        self.last = now
 
 
 def measure(arch: str, recipe: str, splits, args: argparse.Namespace, folder: Path) -> dict:

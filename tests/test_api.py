@@ -57,20 +57,24 @@ import convzoo
 convzoo.train("vgg", echo=lambda line: None, keep_freed_memory=sys.argv[1] == "keep", **json.loads(sys.argv[2]))
 before = libc.mallinfo2()
 block = torch.ones(64 << 20, dtype=torch.uint8)
-print(json.dumps({"mmapped": libc.mallinfo2().hblkhd - before.hblkhd}))
+subnormal = torch.full((1 << 20,), 1e-39) * 1.0  # shared out over every thread of the pool
+print(json.dumps({"mmapped": libc.mallinfo2().hblkhd - before.hblkhd, "subnormals": int(subnormal.count_nonzero())}))
 '''
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
-def test_malloc_is_left_alone_unless_asked(tmp_path):
+def test_malloc_and_the_float_mode_are_left_alone_unless_asked(tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
 
-    def mmapped(mode):
+    def probe(mode):
         done = subprocess.run([sys.executable, "-c", PROBE, mode, json.dumps(TINY)], cwd=tmp_path, env=env,
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout.splitlines()[-1])["mmapped"]
+        return json.loads(done.stdout.splitlines()[-1])
 
-    assert mmapped("default") >= 64 << 20  # glibc's own behaviour: a big block gets a mapping of its own
-    assert mmapped("keep") < 64 << 20  # the command line's: served from the heap
+    default, tuned = probe("default"), probe("keep")
+    assert default["mmapped"] >= 64 << 20  # glibc's own behaviour: a big block gets a mapping of its own
+    assert default["subnormals"] == 1 << 20  # IEEE arithmetic: subnormal results kept
+    assert tuned["mmapped"] < 64 << 20  # the command line's: served from the heap
+    assert tuned["subnormals"] == 0  # and flushed to zero on every thread, the pool's too

@@ -71,6 +71,28 @@ def test_checkpoint_cost_times_a_write_against_the_steps_between_two(tmp_path):
     assert "write / 100 steps" in done.stdout
 
 
+def test_denormals_times_a_checkpoints_state_with_subnormals_kept_and_flushed(tracking_store, tmp_path):
+    import mlflow
+
+    import convzoo
+
+    run = convzoo.train("vgg", recipe="quick", epochs=1, limit_train_batches=1, limit_eval_batches=1, export=False,
+                        echo=lambda line: None)
+    checkpoint = mlflow.artifacts.download_artifacts(run_id=run.run_id, artifact_path="checkpoints/last.pt",
+                                                     dst_path=str(tmp_path / "download"))
+    out = tmp_path / "denormals.json"
+    done = bench("denormals.py", "--arch", "vgg", "--recipe", "quick", "--checkpoint", checkpoint, "--steps", "1",
+                 "--warmup", "1", "--repeats", "1", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    kept, flushed = report["results"]
+    assert (kept["mode"], flushed["mode"]) == ("kept", "flushed")
+    assert kept["subnormal_share"] == flushed["subnormal_share"] and 0 <= kept["subnormal_share"] < 1
+    assert flushed["subnormal_share_after"] == 0  # a flushed step writes no subnormal
+    assert report["ratio"] == pytest.approx(kept["step_ms"] / flushed["step_ms"])
+    assert f"{report['ratio']:.2f}x" in done.stdout
+
+
 def test_sweep_throughput_runs_one_and_two_workers_on_one_study(tmp_path, whole_machine):
     out = tmp_path / "sweep.json"
     done = bench("sweep_throughput.py", "--storage", "sqlite", "--trials", "2", "--batches", "2", "--resize", "32",

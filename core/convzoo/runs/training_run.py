@@ -85,11 +85,11 @@ class Prepared:
 
 
 def prepare(config: TrainConfig, arch: Architecture, dataset: Dataset, resume: Resume | None, world: World,
-            keep_memory: bool) -> Prepared:
+            tune_process: bool) -> Prepared:
     """Everything that can fail on bad input, the data's checks included, checked before any run is started or
     changed."""
     check_batch(config.hyper.batch_size, world.size)
-    device, precision = prepare_device(config, world, keep_memory)
+    device, precision = prepare_device(config, world, tune_process)
     if resume:
         if resume.state["device"] != device.type:
             raise ConvzooError(f"run {resume.run_id} was trained on {resume.state['device']}; resume it there "
@@ -113,12 +113,12 @@ def prepare(config: TrainConfig, arch: Architecture, dataset: Dataset, resume: R
 def train(config: TrainConfig, arch: Architecture, dataset: Dataset, *, experiment: str | None = None,
           echo: Callable[[str], None] = print, pm: pluggy.PluginManager | None = None,
           callbacks: Sequence[Callback] = (), resume: Resume | None = None,
-          placement: RunPlacement = RunPlacement(), world: World = SINGLE, keep_memory: bool = True) -> TrainResult:
+          placement: RunPlacement = RunPlacement(), world: World = SINGLE, tune_process: bool = True) -> TrainResult:
     """Train ``arch`` on ``dataset`` as ``config`` says, tracked in one MLflow run (``resume.run_id`` continued from
     its checkpoint when given, else a new run placed as ``placement`` says); ``pm`` supplies the observers,
     ``callbacks`` join the run's own. Under several processes (``world``) every rank calls this; rank 0 alone
-    tracks, checkpoints, prints and calls the observers. ``keep_memory``: see ``convzoo.training.memory``."""
-    ready = prepare(config, arch, dataset, resume, world, keep_memory)
+    tracks, checkpoints, prints and calls the observers. ``tune_process``: see ``prepare_device``."""
+    ready = prepare(config, arch, dataset, resume, world, tune_process)
     plan = None
     if config.hyper.budget and not resume:  # a resumed run keeps the epochs its budget planned
         config, plan = plan_budget(config, ready, world)

@@ -127,7 +127,7 @@ def lr_find(config: TrainConfig, arch: Architecture, dataset: Dataset, *, steps:
     from convzoo.training.distributed import SINGLE
 
     check_sweep(steps, start_lr, end_lr)
-    ready = prepare(config, arch, dataset, None, SINGLE, keep_memory=True)
+    ready = prepare(config, arch, dataset, None, SINGLE, tune_process=True)
     name = run_name(f"{config.arch}-lr-find-{config.recipe_resolved}", None)
     with run_lifecycle(experiment, run_name=name, tags={LR_FIND_TAG: "true"}) as life:
         run_log.log_new_params({**config.to_params(), "lr_find_steps": steps, "start_lr": start_lr,

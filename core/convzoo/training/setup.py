@@ -15,14 +15,20 @@ from convzoo.training.distributed import SINGLE, World, cores, threads_per_rank
 from convzoo.training.memory import keep_freed_memory
 
 
-def prepare_device(config: TrainConfig, world: World = SINGLE, keep_memory: bool = True) -> tuple[torch.device, str]:
-    """The run's device and precision, with this process set up to train there (on a CPU freed memory kept, unless
-    ``keep_memory`` is false; under several processes, this rank's GPU, or its share of the CPU cores)."""
+def prepare_device(config: TrainConfig, world: World = SINGLE,
+                   tune_process: bool = True) -> tuple[torch.device, str]:
+    """The run's device and precision, with this process set up to train there (on a CPU, unless ``tune_process`` is
+    false, freed memory kept and subnormal floats flushed to zero; under several processes, this rank's GPU, or its
+    share of the CPU cores)."""
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)  # bad input fails before the process is changed
     if device.type == "cpu":
-        if keep_memory:
+        if tune_process:
             keep_freed_memory()
+            # a dead unit's Adam moments shrink into subnormals, which x86 computes on tens of times slower: an
+            # AlexNet step got 25 % slower over 45 minutes. The flag is per thread and threads copy it when they
+            # start, so this comes before the first parallel tensor operation (benchmarks/denormals.py)
+            torch.set_flush_denormal(True)
         if world.distributed:
             torch.set_num_threads(threads_per_rank(world.local_size))
     elif world.distributed:
