@@ -35,6 +35,7 @@ def subnormal_share(tensors) -> float:
 
 
 def moments(optimizer) -> list:
+    """Every tensor of the optimizer's state (Adam's first and second moments, its step counts)."""
     return [value for state in optimizer.state.values() for value in state.values()]
 
 
