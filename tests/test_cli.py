@@ -35,7 +35,8 @@ def test_help_and_plugin_listing_do_not_import_torch(args):
 def test_archs_lists_the_seed_architectures_with_params_and_recipes():
     result = CliRunner().invoke(cli, ["archs"])
     rows = {line.split()[0]: re.split(r"\s{2,}", line) for line in result.output.splitlines()[1:]}
-    assert rows["alexnet"][1:7] == ["convzoo-alexnet 0.1.0", "29,983,434", "224", "67", "seed, quick, fast", "hidden_layers=1"]
+    assert rows["alexnet"][1:7] == ["convzoo-alexnet 0.1.0", "29,983,434", "224", "67", "seed, quick, fast, best",
+                                    "hidden_layers=1"]
     assert rows["googlenet"][2:4] == ["5,977,530", "96"]
 
 

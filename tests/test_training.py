@@ -204,7 +204,8 @@ def test_ctrl_c_ends_the_run_killed(tracking_store, load_with):
 @pytest.mark.parametrize("args, message", [
     (["resnet"], "unknown architecture 'resnet'"),
     (["alexnet", "--dataset", "mnist"], "unknown dataset 'mnist'"),
-    (["alexnet", "--recipe", "fastest"], "unknown recipe 'fastest' for alexnet; choose one of: auto, seed, quick, fast"),
+    (["alexnet", "--recipe", "fastest"],
+     "unknown recipe 'fastest' for alexnet; choose one of: auto, seed, quick, fast, best"),
     (["alexnet", "--precision", "fp16"], "unknown precision 'fp16'; choose one of: auto, fp32, bf16"),
     (["alexnet", "--device", "tpu"], "unknown device 'tpu'; choose one of: auto, cpu, cuda"),
     (["alexnet", "--device", "cuda"], "device 'cuda' is not available on this machine; use cpu or auto"),
