@@ -1,9 +1,11 @@
 """The registry's public API: listing with patterns, lookups, options and recipes."""
+import dataclasses
+
 import pytest
 
-from convzoo import get_architecture, list_architectures
+from convzoo import best_recipe, get_architecture, list_architectures
 from convzoo.errors import ConvzooError
-from convzoo.recipes import Recipe
+from convzoo.recipes import BEST_ADDITIONS, Recipe
 
 
 def test_list_with_include_and_exclude_patterns():
@@ -35,3 +37,18 @@ def test_recipe_rejects_unknown_keys_and_bad_values():
 def test_every_seed_architecture_has_a_seed_recipe():
     for name in ("alexnet", "vgg", "nin", "googlenet"):
         assert "seed" in get_architecture(name).recipes
+
+
+def test_a_best_recipe_is_the_fast_one_for_45_minutes_with_a_modern_recipes_regularizers():
+    fast = {"resize": 64, "batch_size": 128, "lr": 0.002, "schedule": "onecycle", "budget": "10m", "target_acc": 0.9,
+            "options": {"ratio": 8}}
+    best = Recipe.from_mapping(best_recipe(fast, target_acc=0.935), where="vgg recipe 'best'")
+    assert (best.resize, best.batch_size, best.lr, best.schedule, best.options) == (64, 128, 0.002, "onecycle",
+                                                                                     {"ratio": 8})
+    assert (best.budget, best.optimizer, best.weight_decay, best.ema_decay, best.tta_flip) == (
+        "45m", "adamw", 0.05, 0.999, True)
+    assert best.flip_shift and best.random_erasing == 0.25 and best.label_smoothing == 0.1
+    assert best.target_acc == 0.935 and fast["budget"] == "10m"  # the fast recipe is left as it was
+    for name in ("alexnet", "vgg", "googlenet"):  # the shipped ones are built so
+        fast, best = get_architecture(name).recipes["fast"], get_architecture(name).recipes["best"]
+        assert best == dataclasses.replace(fast, **BEST_ADDITIONS, target_acc=best.target_acc)

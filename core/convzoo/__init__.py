@@ -2,7 +2,7 @@
 
 The public API is ``__all__`` here, ``convzoo.layers.__all__`` and ``convzoo.testing.__all__`` (see the docs'
 Stability page); every other module is internal. Importing this package is cheap: it never imports torch.
-Plugins need only ``hookimpl``; notebooks use ``train`` and ``list_architectures``.
+Plugins need ``hookimpl`` (and ``best_recipe`` for a `best` recipe); notebooks use ``train`` and ``list_architectures``.
 """
 from typing import Any
 
@@ -10,11 +10,12 @@ from convzoo import _moved
 from convzoo.api import train
 from convzoo.data.splits import ImageSplits
 from convzoo.errors import ConvzooError, OptionError
+from convzoo.recipes import best_recipe
 from convzoo.registry.hookspecs import RunContext, hookimpl
 from convzoo.version import __version__
 
 __all__ = ["ConvzooError", "EpochMetrics", "ImageSplits", "OptionError", "RunContext", "TrainResult", "__version__",
-           "get_architecture", "hookimpl", "list_architectures", "train"]
+           "best_recipe", "get_architecture", "hookimpl", "list_architectures", "train"]
 
 # public names whose modules import torch: imported when first used
 LAZY = {"TrainResult": "convzoo.runs.training_run", "EpochMetrics": "convzoo.training.trainer"}

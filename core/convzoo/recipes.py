@@ -16,6 +16,10 @@ SEED_RECIPE = "seed"  # the notebook's own settings: it trains on all the traini
 # every other recipe holds out 5,000 of Fashion-MNIST's 60,000 training images (500 per class) unless it says
 DEFAULT_VAL_FRACTION = 1 / 12
 
+# what an architecture's `best` recipe adds to its `fast` one: 45 minutes and a modern recipe's regularizers
+BEST_ADDITIONS = {"budget": "45m", "optimizer": "adamw", "weight_decay": 0.05, "flip_shift": True,
+                  "random_erasing": 0.25, "label_smoothing": 0.1, "ema_decay": 0.999, "tta_flip": True}
+
 BUDGET_UNITS = {"s": 1, "m": 60, "h": 3600}
 BUDGET_FORM = re.compile(r"(\d+(?:\.\d+)?)([smh])")
 
@@ -165,3 +169,10 @@ def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     """A one-line error unless ``value`` is one of ``allowed`` (``name``: what is being chosen, e.g. device)."""
     if value not in allowed:
         raise ConvzooError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
+
+
+def best_recipe(fast: Mapping[str, Any], target_acc: float) -> dict[str, Any]:
+    """A `best` recipe: the architecture's `fast` recipe (input, batch, rate, schedule, options) for 45 minutes with
+    AdamW, flip-and-shift, random erasing, label smoothing, an EMA of the weights and flip TTA (``BEST_ADDITIONS``),
+    aiming at ``target_acc``."""
+    return {**fast, **BEST_ADDITIONS, "target_acc": target_acc}
