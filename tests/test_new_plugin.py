@@ -62,7 +62,7 @@ def test_plugin_lifecycle(make, dist, kind, name, listing, own_tests, train_args
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     trained = convzoo("train", *train_args, "--recipe", "quick", "--epochs", "1", "--resize", "32",
-                      "--limit-train-batches", "3", cwd=tmp_path, env=env)
+                      "--limit-train-batches", "3", "--limit-eval-batches", "2", cwd=tmp_path, env=env)
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert f"onnx parity passed on {test_images} raw test images" in trained.stdout
 
