@@ -50,5 +50,6 @@ def test_a_best_recipe_is_the_fast_one_for_45_minutes_with_a_modern_recipes_regu
     assert best.flip_shift and best.random_erasing == 0.25 and best.label_smoothing == 0.1
     assert best.target_acc == 0.935 and fast["budget"] == "10m"  # the fast recipe is left as it was
     for name in ("alexnet", "vgg", "googlenet"):  # the shipped ones are built so
-        fast, best = get_architecture(name).recipes["fast"], get_architecture(name).recipes["best"]
-        assert best == dataclasses.replace(fast, **BEST_ADDITIONS, target_acc=best.target_acc)
+        shipped = get_architecture(name).recipes
+        assert shipped["best"] == dataclasses.replace(shipped["fast"], **BEST_ADDITIONS,
+                                                      target_acc=shipped["best"].target_acc)
