@@ -311,3 +311,20 @@ def test_label_smoothing_reaches_the_loss(tracking_store):
     # the same seed and batches: only the loss differs; smoothed, a confident wrong guess costs less, a right one more
     assert losses[0.0] != losses[0.4]
     assert mlflow.search_runs(search_all_experiments=True)["params.label_smoothing"].tolist() == ["0.4", "0.0"]
+
+
+@pytest.mark.slow
+def test_classes_the_network_never_predicts_are_named_in_a_warning_and_a_tag(tracking_store):
+    # the seed's NiN ends in a ReLU on its class scores; from seed 0's weights most of them are 0 on every image
+    import convzoo
+    from convzoo.data.fashion_mnist import CLASS_NAMES
+
+    lines = []
+    result = convzoo.train("nin", recipe="quick", epochs=1, resize=67, limit_train_batches=100, limit_eval_batches=2,
+                           export=False, echo=lines.append)
+    rows = mlflow.artifacts.load_text(f"runs:/{result.run_id}/predictions/test_predictions.csv").splitlines()[1:]
+    predicted = {int(row.split(",")[2]) for row in rows}
+    missing = [name for index, name in enumerate(CLASS_NAMES) if index not in predicted]
+    assert missing and len(rows) == 128
+    assert mlflow.get_run(result.run_id).data.tags["convzoo.never_predicted"] == ",".join(missing)
+    assert f"warning: nin predicted none of its 128 test images as {', '.join(missing)}: " in lines[-1]

@@ -27,6 +27,7 @@ PARITY_TAG = "parity"  # "passed" or "failed": whether the ONNX model agrees wit
 HEARTBEAT_TAG = "convzoo.heartbeat"
 MARKED_STALE_TAG = "convzoo.marked_stale"
 STUCK_TAG = "convzoo.stuck_at_chance"
+NEVER_PREDICTED_TAG = "convzoo.never_predicted"  # the classes the last test evaluation gave no image
 PLUGIN_ERRORS_TAG = "convzoo.plugin_errors"
 RESUMED_TAG = "convzoo.resumed_run"  # on the empty run `mlflow run -P resume=RUN` made: where the work went
 SUPERSEDED_TAG = "convzoo.superseded"  # on a trial run trained again from the start in another run

@@ -28,9 +28,9 @@ from convzoo.tracking.outbox import Outbox
 from convzoo.registry.catalogue import Architecture, Dataset
 from convzoo.training.epoch_log import EpochLog
 from convzoo.training.utilization import Utilization
-from convzoo.training.trainer import EpochMetrics, is_stuck_at_chance
+from convzoo.training.trainer import MIN_STEPS_FOR_VERDICT, EpochMetrics, is_stuck_at_chance
 from convzoo.vocabulary import (ARCH_TAG, BACKEND_TAG, CLASSES_FILE, CONFIG_FILE, DATASET_TAG, DEVICE_TAG, EPOCHS_TAG, HEARTBEAT_TAG,
-                                NOTE_TAG, NUM_PARAMS_TAG, PARITY_TAG, PLOTS_DIR, PLUGIN_TAG, PLUGIN_VERSION_TAG,
+                                NEVER_PREDICTED_TAG, NOTE_TAG, NUM_PARAMS_TAG, PARITY_TAG, PLOTS_DIR, PLUGIN_TAG, PLUGIN_VERSION_TAG,
                                 PRECISION_TAG, PREDICTION_COLUMNS, PREDICTIONS_FILE, PYTORCH_MODEL, RECIPE_TAG,
                                 SKIPPED_FILE, STUCK_TAG, VERSION_TAG, WORLD_SIZE_TAG)
 
@@ -151,6 +151,26 @@ class StuckAtChance(Callback):
             self.tag(STUCK_TAG, "true")
             self.echo(f"warning: {self.arch} looks stuck at chance (loss {metrics.train_loss:.3f}, train acc "
                       f"{metrics.train_acc:.3f}); a lower learning rate (--lr) usually helps")
+
+
+class ClassesNeverPredicted(Callback):
+    """Warns and tags the run when its last test evaluation gave some class no image: a class whose output is 0 on
+    every image gets no gradient and stays so (the seed NiN's ReLU on its class scores, dead from initialization)."""
+
+    def __init__(self, arch: str, class_names: Sequence[str], tag: Callable[[str, str], None],
+                 echo: Callable[[str], None]) -> None:
+        self.arch, self.class_names, self.tag, self.echo = arch, class_names, tag, echo
+
+    def on_train_end(self, trainer) -> None:
+        predicted = trainer.state.predictions
+        if trainer.global_step < MIN_STEPS_FOR_VERDICT or not len(predicted):
+            return
+        missing = [name for index, name in enumerate(self.class_names) if not bool((predicted == index).any())]
+        if missing:
+            self.tag(NEVER_PREDICTED_TAG, ",".join(missing))
+            self.echo(f"warning: {self.arch} predicted none of its {len(predicted):,} test images as "
+                      f"{', '.join(missing)}: a class output that is 0 on every image never learns (docs/architectures.md"
+                      f"#classes-never-predicted); another --seed starts from other weights")
 
 
 def log_plots(history: list[EpochMetrics], splits: ImageSplits, predictions: torch.Tensor, dataset: Dataset) -> None:
