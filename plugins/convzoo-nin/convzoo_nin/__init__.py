@@ -1,5 +1,5 @@
 """convzoo plugin: Network in Network as the seed notebook defines it. Importing this module does not import torch."""
-from convzoo import best_recipe, hookimpl
+from convzoo import hookimpl
 
 # a 10-minute budget on any CPU: the budget sets the epochs (README: accuracy at 10 minutes); 99 px is the smallest
 # input whose last block still sees 2x2 positions (at 1x1 two classes' ReLU channels died);
@@ -22,7 +22,6 @@ def register_architectures(register):
             # on a 2-core CPU in about 10 minutes, same network
             "quick": {"resize": 96, "batch_size": 64, "lr": 0.0005, "epochs": 5, "schedule": "cosine"},
             "fast": FAST,
-            # the fast recipe for 45 minutes with a modern recipe's regularizers (README: the best recipes)
-            "best": best_recipe(FAST, target_acc=0.925),
+            # no best recipe: some of the seed network's class outputs die at initialization (docs/benchmarks.md#nin)
         },
     )
