@@ -184,9 +184,7 @@ class TrackedTraining:
             *guard, self.checkpointer, run_log.MetricsLogger(self.outbox, self.run_id, epoch_log),
             ConsoleOutput(self.echo, epoch_log),
             run_log.StuckAtChance(self.arch.name, self.dataset.num_classes, self._tag, self.echo),
-            run_log.ClassesNeverPredicted(self.arch.name, self.dataset.class_names
-                                          or [str(index) for index in range(self.dataset.num_classes)],
-                                          self._tag, self.echo), hooks, *callbacks])
+            run_log.ClassesNeverPredicted(self.arch.name, self.dataset, self._tag, self.echo), hooks, *callbacks])
         if resume:
             self._continue(trainer, resume, epoch_log, utilization)
         else:

@@ -29,10 +29,10 @@ from convzoo.registry.catalogue import Architecture, Dataset
 from convzoo.training.epoch_log import EpochLog
 from convzoo.training.utilization import Utilization
 from convzoo.training.trainer import MIN_STEPS_FOR_VERDICT, EpochMetrics, is_stuck_at_chance
-from convzoo.vocabulary import (ARCH_TAG, BACKEND_TAG, CLASSES_FILE, CONFIG_FILE, DATASET_TAG, DEVICE_TAG, EPOCHS_TAG, HEARTBEAT_TAG,
-                                NEVER_PREDICTED_TAG, NOTE_TAG, NUM_PARAMS_TAG, PARITY_TAG, PLOTS_DIR, PLUGIN_TAG, PLUGIN_VERSION_TAG,
-                                PRECISION_TAG, PREDICTION_COLUMNS, PREDICTIONS_FILE, PYTORCH_MODEL, RECIPE_TAG,
-                                SKIPPED_FILE, STUCK_TAG, VERSION_TAG, WORLD_SIZE_TAG)
+from convzoo.vocabulary import (ARCH_TAG, BACKEND_TAG, CLASSES_FILE, CONFIG_FILE, DATASET_TAG, DEVICE_TAG, EPOCHS_TAG,
+                                HEARTBEAT_TAG, NEVER_PREDICTED_TAG, NOTE_TAG, NUM_PARAMS_TAG, PARITY_TAG, PLOTS_DIR,
+                                PLUGIN_TAG, PLUGIN_VERSION_TAG, PRECISION_TAG, PREDICTION_COLUMNS, PREDICTIONS_FILE,
+                                PYTORCH_MODEL, RECIPE_TAG, SKIPPED_FILE, STUCK_TAG, VERSION_TAG, WORLD_SIZE_TAG)
 
 DEFAULT_HEARTBEAT_SECONDS = 30
 
@@ -157,9 +157,10 @@ class ClassesNeverPredicted(Callback):
     """Warns and tags the run when its last test evaluation gave some class no image: a class whose output is 0 on
     every image gets no gradient and stays so (the seed NiN's ReLU on its class scores, dead from initialization)."""
 
-    def __init__(self, arch: str, class_names: Sequence[str], tag: Callable[[str, str], None],
+    def __init__(self, arch: str, dataset: Dataset, tag: Callable[[str, str], None],
                  echo: Callable[[str], None]) -> None:
-        self.arch, self.class_names, self.tag, self.echo = arch, class_names, tag, echo
+        self.arch, self.tag, self.echo = arch, tag, echo
+        self.class_names = dataset.class_names or [str(index) for index in range(dataset.num_classes)]
 
     def on_train_end(self, trainer) -> None:
         predicted = trainer.state.predictions
@@ -169,8 +170,8 @@ class ClassesNeverPredicted(Callback):
         if missing:
             self.tag(NEVER_PREDICTED_TAG, ",".join(missing))
             self.echo(f"warning: {self.arch} predicted none of its {len(predicted):,} test images as "
-                      f"{', '.join(missing)}: a class output that is 0 on every image never learns (docs/architectures.md"
-                      f"#classes-never-predicted); another --seed starts from other weights")
+                      f"{', '.join(missing)}: a class output that is 0 on every image never learns "
+                      f"(docs/architectures.md#classes-never-predicted); another --seed starts from other weights")
 
 
 def log_plots(history: list[EpochMetrics], splits: ImageSplits, predictions: torch.Tensor, dataset: Dataset) -> None:
