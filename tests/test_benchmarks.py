@@ -143,7 +143,7 @@ def test_time_to_accuracy_trains_the_fast_recipe_per_seed_within_a_budget_agains
     out = tmp_path / "tta.json"
     # one seed (each is a whole run with its export and parity on 10,000 images); test_compare covers seed repeats
     done = bench("time_to_accuracy.py", "--arch", "vgg", "--seeds", "1", "--first-seed", "4",
-                 "--limit-batches", "2", "--budget", "6s", "--json", str(out))
+                 "--limit-batches", "2", "--budget", "10s", "--json", str(out))
     assert done.returncode == 0, done.stderr + done.stdout
     report = json.loads(out.read_text())
     assert report["targets"] == {"vgg": 0.918}  # the origin repo's 5-epoch GPU test accuracy
@@ -151,7 +151,7 @@ def test_time_to_accuracy_trains_the_fast_recipe_per_seed_within_a_budget_agains
     assert (run["arch"], run["seed"]) == ("vgg", 4)
     assert 0 < run["test_acc"] < 0.918 and run["time_to_target"] is None  # 2 batches an epoch reach no target
     assert 0 < run["train_eval_seconds"] < run["budget_wall_s"] < run["wall_seconds"]
-    assert run["budget_s"] == 6 and run["overrun"] == pytest.approx(run["budget_wall_s"] / 6 - 1)
+    assert run["budget_s"] == 10 and run["overrun"] == pytest.approx(run["budget_wall_s"] / 10 - 1)
     assert run["epochs"] >= 1 and 0 < run["val_acc"] < 1
     assert run["parity"] == "passed"
     assert f"{run['test_acc']:.4f}" in done.stdout and "0/1" in done.stdout
